@@ -1,0 +1,78 @@
+"""PostgreSQL connections that are safe across RQ's fork-per-job.
+
+A connection (or pool) made before a fork must never be used after it: both processes
+would talk on one socket. So pools are per process: a child forgets its parent's pools
+at fork time and builds its own on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from agentsys import defaults
+
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    """A new connection; the caller closes it (``with connect(url) as conn``)."""
+    return psycopg.connect(
+        url,
+        autocommit=autocommit,
+        connect_timeout=defaults.CONNECT_TIMEOUT,
+        options=f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS}",
+        application_name=f"agentsys-{os.getpid()}",
+    )
+
+
+def pool(url: str, *, max_size: int = 10) -> ConnectionPool:
+    """This process's pool for ``url``, for long-running processes (the APIs)."""
+    key = (os.getpid(), url)
+    found = _pools.get(key)
+    if found is None:
+        found = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={
+                "connect_timeout": defaults.CONNECT_TIMEOUT,
+                "options": f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS}",
+            },
+            open=True,
+            name=f"agentsys-{os.getpid()}",
+        )
+        _pools[key] = found
+    return found
+
+
+@contextmanager
+def connection(url: str) -> Iterator[psycopg.Connection]:
+    """A pooled connection in a transaction that commits on success."""
+    with pool(url).connection() as conn:
+        yield conn
+
+
+def close_pools() -> None:
+    """Close this process's pools (at shutdown)."""
+    for key in [k for k in _pools if k[0] == os.getpid()]:
+        _pools.pop(key).close()
+
+
+def _forget() -> None:
+    # Drop references only: closing would terminate the parent's sessions.
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget)
+
+
+def fetch_dicts(conn: psycopg.Connection, query: str, params: object = None) -> list[dict[str, object]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)  # type: ignore[arg-type]
+        return list(cur.fetchall())

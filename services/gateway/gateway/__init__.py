@@ -1,0 +1,1 @@
+"""agent-system's gateway (FastAPI): dashboard, WebSocket relay, API proxy."""

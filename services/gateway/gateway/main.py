@@ -1,0 +1,29 @@
+"""``agent-gateway``: serve the dashboard and the live stream with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from agentsys.logging import configure_logging
+from agentsys.settings import load
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-gateway", description=__doc__)
+    parser.add_argument("--host", help="bind address (default: GATEWAY_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: GATEWAY_PORT, 8080)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in {"gateway_host": args.host, "gateway_port": args.port}.items() if v is not None}
+    settings = load(GatewaySettings, **overrides)
+    configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+                log_config=None, access_log=False, server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

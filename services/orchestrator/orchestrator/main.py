@@ -1,0 +1,29 @@
+"""``agent-orchestrator``: serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from agentsys.logging import configure_logging
+from agentsys.settings import load
+from orchestrator.app import create_app
+from orchestrator.settings import OrchestratorSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-orchestrator", description=__doc__)
+    parser.add_argument("--host", help="bind address (default: API_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: API_PORT, 8000)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in {"api_host": args.host, "api_port": args.port}.items() if v is not None}
+    settings = load(OrchestratorSettings, **overrides)
+    configure_logging("orchestrator", level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_config=None, access_log=False, server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""agent-system's PostgreSQL: a launcher for local clusters (tests and process mode)."""

@@ -1,0 +1,1 @@
+"""agent-system's workers: RQ jobs for the agents and the control queue."""

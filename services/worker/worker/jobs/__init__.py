@@ -1,0 +1,1 @@
+"""Job functions, enqueued by dotted path (``worker.jobs.<module>.run``)."""

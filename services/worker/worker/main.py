@@ -1,0 +1,47 @@
+"""``agent-worker``: run one worker on the queues WORKER_QUEUES names (all by default)."""
+
+from __future__ import annotations
+
+import argparse
+
+from redis.exceptions import RedisError
+
+from agentsys import tasks
+from agentsys.logging import configure_logging, get_logger
+from agentsys.redis import connect
+from agentsys.settings import load
+from worker.app import AgentWorker
+from worker.settings import WorkerSettings
+
+EXIT_OK, EXIT_CONNECT = 0, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-worker", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument("--name", help="worker name (default: WORKER_NAME, else host.pid)")
+    parser.add_argument("--queues", help="comma-separated queues (default: WORKER_QUEUES)")
+    parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
+    args = parser.parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.queues:
+        overrides["worker_queues"] = args.queues
+    if args.name:
+        overrides["worker_name"] = args.name
+    settings = load(WorkerSettings, **overrides)
+    configure_logging("worker", level=settings.log_level, fmt=settings.log_format)
+    log = get_logger("worker")
+    redis = connect(settings.redis)
+    try:
+        redis.ping()
+    except RedisError as error:
+        log.error("cannot reach Redis", error=str(error).splitlines()[0])
+        return EXIT_CONNECT
+    queues = [tasks.queue(redis, name) for name in settings.queues]
+    worker = AgentWorker(queues, connection=redis, settings=settings)
+    worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=settings.log_level)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

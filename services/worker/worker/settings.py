@@ -1,0 +1,39 @@
+"""Worker settings, from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+
+from agentsys import defaults, keys
+from agentsys.settings import CommonSettings, load
+
+
+class WorkerSettings(CommonSettings):
+    worker_queues: str = Field(default=",".join(keys.QUEUES), description="comma-separated queues, in priority order")
+    worker_name: str | None = None
+    worker_ttl: int = Field(default=defaults.WORKER_TTL, ge=20, le=3600)
+    job_monitoring_interval: int = Field(default=defaults.JOB_MONITORING_INTERVAL, ge=1, le=600)
+    maintenance_interval: int = Field(default=defaults.MAINTENANCE_INTERVAL, ge=5, le=3600)
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        names = [q.strip() for q in value.split(",") if q.strip()]
+        allowed = set(keys.QUEUES) | {keys.low(q) for q in keys.QUEUES}
+        unknown = [q for q in names if q not in allowed]
+        if not names or unknown:
+            raise ValueError(f"unknown queue(s) {unknown or value!r}; choose from {', '.join(keys.QUEUES)}")
+        return ",".join(names)
+
+    @property
+    def queues(self) -> list[str]:
+        """The configured queues, then the low-priority twins of those that have none listed."""
+        names = self.worker_queues.split(",")
+        return names + [keys.low(q) for q in names if not q.endswith(keys.LOW_SUFFIX) and keys.low(q) not in names]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> WorkerSettings:
+    return load(WorkerSettings)

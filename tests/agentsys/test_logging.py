@@ -5,7 +5,6 @@ import json
 import logging
 
 import structlog
-
 from agentsys.logging import configure_logging, get_logger
 
 

@@ -39,3 +39,13 @@ def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: f
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def agent_worker(stack_env: Mapping[str, str], log: Path, *, name: str, queues: str | None = None,
+                 **env: str) -> subprocess.Popen[bytes]:
+    """A real ``agent-worker`` process (forking, JSON only) with fast maintenance for tests."""
+    settings = {"WORKER_TTL": "20", "MAINTENANCE_INTERVAL": "1", "WORKER_WITH_SCHEDULER": "false", **env}
+    args = [str(VENV_BIN / "agent-worker"), "--name", name]
+    if queues:
+        args += ["--queues", queues]
+    return start(args, {**stack_env, **settings}, log)

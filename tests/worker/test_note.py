@@ -1,19 +1,17 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
 import zlib
 from pathlib import Path
 
+from agentsys import tasks
+from agentsys.errors import InputError
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from agentsys import tasks
 from tests.support import procs, wait
-from tests.support.procs import VENV_BIN
 
 
 def _states_from_channel(pubsub) -> list[str]:
@@ -55,15 +53,33 @@ def test_note_task_goes_queued_started_finished_through_a_real_worker(stack):
     assert any(line.get("logger", "").startswith("rq.worker") for line in lines)
 
 
-def test_failing_note_is_recorded_with_its_reason(stack):
-    worker = procs.rq_worker(stack.env, stack.tmp / "w.log", "control", name="fail-worker", burst=True)
+def test_failing_job_is_recorded_with_its_reason(stack):
+    # a job whose params slipped past validation (an older client, a hand-made job) fails cleanly
     with stack.db() as conn:
-        run = tasks.submit(stack.redis, conn, stack.keys, type="note", params={"description": 42})
-        done = tasks.wait(conn, run.id, timeout=60)
-    worker.wait(60)
+        conn.execute("INSERT INTO task_runs (id, type, params, state) VALUES ('bad1', 'note', '{}', 'queued')")
+    tasks.queue(stack.redis, "control").enqueue("worker.jobs.note.run", kwargs={"task_id": "bad1",
+                                                "params": {"description": 42}}, job_id="bad1")
+    worker = procs.rq_worker(stack.env, stack.tmp / "w.log", "control", name="fail-worker", burst=True)
+    assert worker.wait(60) == 0
+    with stack.db() as conn:
+        done = tasks.get(conn, "bad1")
     assert done.state == "failed"
     assert "description" in done.error
     assert "Traceback" in done.traceback["text"]
+    assert done.worker == "fail-worker" and done.attempts == 1
+
+
+def test_invalid_params_are_refused_at_submission(stack):
+    with stack.db() as conn:
+        try:
+            tasks.submit(stack.redis, conn, stack.keys, type="note", params={"description": 42})
+        except InputError as error:
+            assert "description" in str(error)
+        else:
+            raise AssertionError("accepted a bad note")
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM task_runs").fetchone()[0] == 0
+    assert tasks.queue(stack.redis, "control").count == 0
 
 
 class _Marker:

@@ -19,6 +19,9 @@ from agentsys import defaults
 
 _pools: dict[tuple[int, str], ConnectionPool] = {}
 
+OPTIONS = f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS} -c timezone=UTC"
+"""Session settings of every connection: bounded statements, timestamps in UTC."""
+
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     """A new connection; the caller closes it (``with connect(url) as conn``)."""
@@ -26,7 +29,7 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
         url,
         autocommit=autocommit,
         connect_timeout=defaults.CONNECT_TIMEOUT,
-        options=f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS}",
+        options=OPTIONS,
         application_name=f"agentsys-{os.getpid()}",
     )
 
@@ -42,7 +45,7 @@ def pool(url: str, *, max_size: int = 10) -> ConnectionPool:
             max_size=max_size,
             kwargs={
                 "connect_timeout": defaults.CONNECT_TIMEOUT,
-                "options": f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS}",
+                "options": OPTIONS,
             },
             open=True,
             name=f"agentsys-{os.getpid()}",

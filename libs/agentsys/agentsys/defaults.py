@@ -48,3 +48,16 @@ STATEMENT_TIMEOUT_MS = 60_000
 """PostgreSQL statement timeout of our connections, in milliseconds."""
 CONNECT_TIMEOUT = 5
 """Seconds to wait for a Redis or PostgreSQL connection."""
+
+PENDING_TTL = 3600
+"""Seconds a pending trigger key lives at most; the sweep repairs a stale one sooner."""
+AGENT_RESULT_TTL = 300
+"""Seconds RQ keeps a finished shard job (their effects live in PostgreSQL)."""
+PRICE_INTERVAL_S = 5
+"""Bar interval of live sources (synthetic, http), in seconds."""
+MAX_CATCHUP_BARS = 720
+"""Bars a live price job fetches at most per symbol in one run."""
+SYNTHETIC_SEED = 0
+"""Seed of the synthetic source."""
+ERROR_SAMPLES = 20
+"""Bad rows listed at most in one error message."""

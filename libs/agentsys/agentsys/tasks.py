@@ -22,7 +22,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from agentsys import defaults, keys
+from agentsys import defaults, keys, task_params
 from agentsys.errors import TaskNotFound, TaskTimeout, UnknownTaskType
 from agentsys.keys import Keys
 from agentsys.models import ENDED_STATES, Priority, TaskRun, TaskState
@@ -42,6 +42,11 @@ TASK_TYPES: dict[str, TaskType] = {
     t.name: t
     for t in (
         TaskType("note", keys.CONTROL_QUEUE, "worker.jobs.note.run", timeout=60),
+        TaskType("pipeline", "price", "worker.jobs.ingest.run"),
+        TaskType("replay", "price", "worker.jobs.ingest.run"),
+        TaskType("backfill", "price", "worker.jobs.ingest.run"),
+        TaskType("recover", keys.CONTROL_QUEUE, "worker.jobs.control.recover"),
+        TaskType("run_agent", keys.CONTROL_QUEUE, "worker.jobs.control.run_agent"),
     )
 }
 """Every task type a user can submit."""
@@ -93,7 +98,7 @@ def submit(
         raise UnknownTaskType(f"unknown task type {type!r}; known: {', '.join(sorted(TASK_TYPES))}")
     prio = Priority(priority)
     task_id = task_id or uuid.uuid4().hex
-    params = params or {}
+    params = task_params.validate(type, params)
     qname, at_front = queue_for(spec.queue, prio)
     row = _row(
         conn,
@@ -151,7 +156,7 @@ def set_state(
                              ELSE COALESCE(%(traceback)s, traceback) END,
             progress = CASE WHEN %(state)s = 'finished' THEN 1 ELSE COALESCE(%(progress)s, progress) END,
             attempts = attempts + %(attempt)s,
-            started_at = CASE WHEN %(state)s = 'started' THEN now() ELSE started_at END,
+            started_at = CASE WHEN %(state)s = 'started' AND task_runs.state <> 'started' THEN now() ELSE started_at END,
             ended_at = CASE WHEN %(state)s IN ('finished', 'failed', 'canceled', 'stopped') THEN now()
                             WHEN %(state)s IN ('queued', 'scheduled', 'deferred') THEN NULL ELSE ended_at END,
             updated_at = now()

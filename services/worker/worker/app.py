@@ -14,16 +14,16 @@ import time
 from typing import Any
 
 import psutil
-from rq import Worker
+from agentsys import db, keys, tasks, triggers
+from agentsys.errors import ConfigError
+from agentsys.keys import Keys
+from agentsys.logging import configure_logging, get_logger, is_configured
+from agentsys.models import TaskState
+from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer, resolve_serializer
 
-from agentsys import db, tasks
-from agentsys.keys import Keys
-from agentsys.logging import configure_logging, get_logger, is_configured
-from agentsys.models import TaskState
-from agentsys.errors import ConfigError
 from worker.settings import WorkerSettings, get_settings
 
 log = get_logger("worker")
@@ -39,9 +39,12 @@ def default_name() -> str:
 class AgentWorker(Worker):
     """RQ's forking worker, refusing any serializer but JSON."""
 
+    configure_logs = True
+    """Whether building a worker sets up the process's logging (an entry point's job)."""
+
     def __init__(self, queues: Any, *args: Any, settings: WorkerSettings | None = None, **kwargs: Any) -> None:
         self.settings = settings or get_settings()
-        if not is_configured():
+        if self.configure_logs and not is_configured():
             configure_logging("worker", level=self.settings.log_level, fmt=self.settings.log_format)
         serializer = resolve_serializer(kwargs.pop("serializer", None) or JSONSerializer)
         if serializer is not JSONSerializer:
@@ -78,6 +81,16 @@ class AgentWorker(Worker):
         else:
             state = TaskState.stopped if stopped else TaskState.failed
         record_failure(self.settings, self.keys, job.id, state, exc_string, self.name)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        if keys.CONTROL_QUEUE in self.queue_names():
+            # Every worker on the control queue asks for a sweep; the pending key keeps it to one.
+            try:
+                triggers.repair(self.connection, self.keys, "sweep", 0)
+                triggers.trigger(self.connection, self.keys, "sweep", 0)
+            except Exception as error:
+                log.warning("could not trigger the sweep", error=str(error))
 
     # ---- health -------------------------------------------------------------------
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
@@ -132,3 +145,7 @@ def record_failure(settings: WorkerSettings, k: Keys, job_id: str, state: TaskSt
             tasks.publish_state(connect(settings.redis), k, run)
     except Exception as error:  # the job's failure is already in RQ's failed registry
         log.error("could not record task failure", job_id=job_id, error=str(error))
+
+
+class SimpleAgentWorker(AgentWorker, SimpleWorker):
+    """Runs jobs in its own process: for tests and ``agentctl``'s in-process runs only."""

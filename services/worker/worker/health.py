@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from agentsys import defaults
+from agentsys.settings import load
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from agentsys import defaults
-from agentsys.settings import load
 from worker.settings import WorkerSettings
 
 OK, UNHEALTHY = 0, 1
@@ -25,7 +25,7 @@ OK, UNHEALTHY = 0, 1
 
 def heartbeat_ages(redis: Redis, *, name: str | None) -> dict[str, float | None]:
     """Seconds since each matching worker's last heartbeat (None: never beat)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     host = socket.gethostname()
     ages: dict[str, float | None] = {}
     for worker in Worker.all(connection=redis, serializer=JSONSerializer):
@@ -33,7 +33,7 @@ def heartbeat_ages(redis: Redis, *, name: str | None) -> dict[str, float | None]
             continue
         beat = worker.last_heartbeat
         if beat is not None and beat.tzinfo is None:
-            beat = beat.replace(tzinfo=timezone.utc)
+            beat = beat.replace(tzinfo=UTC)
         ages[worker.name] = (now - beat).total_seconds() if beat else None
     return ages
 

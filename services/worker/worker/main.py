@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from redis.exceptions import RedisError
-
 from agentsys import tasks
 from agentsys.logging import configure_logging, get_logger
 from agentsys.redis import connect
 from agentsys.settings import load
+from redis.exceptions import RedisError
+
 from worker.app import AgentWorker
 from worker.settings import WorkerSettings
 
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONNECT
     queues = [tasks.queue(redis, name) for name in settings.queues]
     worker = AgentWorker(queues, connection=redis, settings=settings)
-    worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=settings.log_level)
+    worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=settings.log_level,
+                with_scheduler=settings.worker_with_scheduler and not args.burst)
     return EXIT_OK
 
 

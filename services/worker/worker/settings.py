@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator
-
 from agentsys import defaults, keys
 from agentsys.settings import CommonSettings, load
+from pydantic import Field, field_validator
 
 
 class WorkerSettings(CommonSettings):
@@ -15,7 +14,10 @@ class WorkerSettings(CommonSettings):
     worker_name: str | None = None
     worker_ttl: int = Field(default=defaults.WORKER_TTL, ge=20, le=3600)
     job_monitoring_interval: int = Field(default=defaults.JOB_MONITORING_INTERVAL, ge=1, le=600)
-    maintenance_interval: int = Field(default=defaults.MAINTENANCE_INTERVAL, ge=5, le=3600)
+    maintenance_interval: int = Field(default=defaults.MAINTENANCE_INTERVAL, ge=1, le=3600)
+    price_interval_s: int = Field(default=defaults.PRICE_INTERVAL_S, ge=1, le=86_400)
+    synthetic_seed: int = defaults.SYNTHETIC_SEED
+    worker_with_scheduler: bool = Field(default=True, description="move due retries (backoff) back to their queues")
 
     @field_validator("worker_queues")
     @classmethod

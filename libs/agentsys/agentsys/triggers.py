@@ -1,0 +1,99 @@
+"""Trigger an agent for a shard: coalesced by a pending key, not by a job id.
+
+``SET pending:A:S <job id> NX`` and enqueue only when the set succeeds; the job deletes
+the key before reading its inputs, so a trigger arriving mid-run enqueues exactly one
+more run. (Re-enqueuing a fixed job id in RQ pushes it twice or deletes it: rq#1701.)
+The key holds the job id so the sweep can tell a live trigger from a lost one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from redis import Redis
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from agentsys import defaults, keys
+from agentsys.keys import Keys
+from agentsys.tasks import queue
+
+AGENT_FUNCS = {
+    "price": "worker.agents.price.run",
+    "indicator": "worker.agents.indicator.run",
+    "bang": "worker.agents.bang.run",
+    "sweep": "worker.jobs.control.sweep",
+}
+"""Job function of each triggerable job, by dotted path (callers never import worker code)."""
+QUEUE_OF = {"price": "price", "indicator": "indicator", "bang": "bang", "sweep": keys.CONTROL_QUEUE}
+
+LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+_DELETE_IF_EQUAL = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def trigger_many(redis: Redis, k: Keys, agent: str, shards: Iterable[int], *, low: bool = False) -> list[str]:
+    """Trigger ``agent`` for each shard; returns the ids of the jobs actually enqueued."""
+    if agent not in AGENT_FUNCS:
+        raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENT_FUNCS)}")
+    shards = [int(s) for s in shards]
+    if not shards:
+        return []
+    ids = [uuid.uuid4().hex for _ in shards]
+    with redis.pipeline(transaction=False) as pipe:
+        for shard, job_id in zip(shards, ids, strict=True):
+            pipe.set(k.pending(agent, shard), job_id, nx=True, ex=defaults.PENDING_TTL)
+        won = pipe.execute()
+    todo = [(s, i) for s, i, ok in zip(shards, ids, won, strict=True) if ok]
+    if not todo:
+        return []
+    q = queue(redis, keys.low(QUEUE_OF[agent]) if low else QUEUE_OF[agent])
+    data = [
+        q.prepare_data(
+            AGENT_FUNCS[agent],
+            args=(shard,),
+            job_id=job_id,
+            timeout=defaults.JOB_TIMEOUT,
+            result_ttl=defaults.AGENT_RESULT_TTL,
+            failure_ttl=defaults.FAILURE_TTL,
+            description=f"{agent} shard {shard}",
+        )
+        for shard, job_id in todo
+    ]
+    try:
+        with redis.pipeline() as pipe:
+            q.enqueue_many(data, pipeline=pipe)
+            pipe.execute()
+    except Exception:
+        for shard, job_id in todo:  # let the next trigger (or the sweep) try again
+            redis.eval(_DELETE_IF_EQUAL, 1, k.pending(agent, shard), job_id)
+        raise
+    return [job_id for _, job_id in todo]
+
+
+def trigger(redis: Redis, k: Keys, agent: str, shard: int, *, low: bool = False) -> str | None:
+    ids = trigger_many(redis, k, agent, [shard], low=low)
+    return ids[0] if ids else None
+
+
+def repair(redis: Redis, k: Keys, agent: str, shard: int) -> bool:
+    """Drop a pending key whose job is gone (lost in RQ's pop window, failed, expired).
+
+    Returns True when the key was stale and removed.
+    """
+    key = k.pending(agent, shard)
+    value = redis.get(key)
+    if value is None:
+        return False
+    job_id = value.decode()
+    try:
+        status = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status(refresh=False)
+    except Exception:
+        status = None
+    if status in LIVE_STATES:
+        return False
+    return bool(redis.eval(_DELETE_IF_EQUAL, 1, key, job_id))

@@ -1,0 +1,133 @@
+"""The bang agent: advance the state machine of a shard, record bangs, finish tasks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+from agentsys import tasks
+from agentsys.models import TaskRun
+
+from worker.agents import bulk, ema
+from worker.agents import shard as shards
+from worker.agents.base import lock_shard, publish, shard_job
+from worker.context import JobContext
+
+AGENT = "bang"
+NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
+
+
+@shard_job(AGENT)
+def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]:
+    lock_shard(conn, AGENT, shard)
+    state = shards.load(ctx, conn, AGENT, shard)
+    n = len(state.symbols)
+    rows = bulk.copy_out(
+        conn,
+        """
+        SELECT (s.rn - 1)::int4, x.ts, x.price,
+               COALESCE(x.ema_fast, 'NaN'), COALESCE(x.ema_mid, 'NaN'), COALESCE(x.ema_slow, 'NaN'),
+               (CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2
+        FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
+        LEFT JOIN progress g ON g.agent = 'bang' AND g.symbol = s.symbol
+        JOIN indicators x ON x.symbol = s.symbol AND x.ts > COALESCE(g.last_ts, '-infinity')
+        ORDER BY s.rn, x.ts
+        """,
+        (state.symbols,),
+        [("i", "int4"), ("ts", "timestamptz"), ("price", "float8"), ("f", "float8"), ("m", "float8"),
+         ("s", "float8"), ("code", "int2")],
+    )
+    index = rows["i"]
+    if not len(index):
+        conn.rollback()
+        return {"symbols": n, "ticks": 0, "bangs": 0}
+    codes, counts, cols = shards.ragged(index, rows["code"].astype(np.int8), n, fill=np.int8(-1))
+    previous = np.array([ema.STATE_CODES.get(p[6], -1) if p[6] else -1 for p in state.progress], dtype=np.int8)
+    hit_sym, hit_col, hit_from = ema.bangs(codes, counts, previous)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    hit = starts[hit_sym] + hit_col  # row numbers of the bangs
+    names = np.array(state.symbols, dtype=object)
+    events = conn.execute(
+        """
+        INSERT INTO bang_events (symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow)
+        SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[],
+                             %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+        ON CONFLICT (symbol, ts) DO NOTHING
+        RETURNING id, symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow
+        """,
+        (
+            names[index[hit]].tolist(), bulk.us_to_datetimes(rows["ts"][hit]), NAMES[hit_from].tolist(),
+            NAMES[rows["code"][hit]].tolist(), rows["price"][hit].tolist(), rows["f"][hit].tolist(),
+            rows["m"][hit].tolist(), rows["s"][hit].tolist(),
+        ),
+    ).fetchall() if len(hit) else []
+    last = np.cumsum(counts) - 1
+    moved = counts > 0
+    symbols = names[moved].tolist()
+    conn.execute(
+        """
+        INSERT INTO progress (agent, symbol, last_ts, state)
+        SELECT 'bang', * FROM unnest(%s::text[], %s::timestamptz[], %s::text[])
+        ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = EXCLUDED.last_ts, state = EXCLUDED.state
+        """,
+        (symbols, bulk.us_to_datetimes(rows["ts"][last[moved]]), NAMES[rows["code"][last[moved]]].tolist()),
+    )
+    changed = complete_tasks(conn, symbols)
+    conn.commit()
+    if events:
+        publish(ctx, ctx.keys.channel_bangs, {
+            "kind": "bang", "shard": shard, "committed_at": time.time(),
+            "events": [dict(zip(("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid",
+                                 "ema_slow"), (*e[:2], e[2].isoformat(), *e[3:]), strict=True)) for e in events],
+        })
+    for run in changed:
+        tasks.publish_state(ctx.redis, ctx.keys, run)
+    return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed)}
+
+
+def complete_tasks(conn: psycopg.Connection, symbols: list[str]) -> list[TaskRun]:
+    """Mark targets reached by the bang progress; finish tasks whose targets all are.
+
+    In the bang job's transaction. Task rows are locked (in id order) before counting,
+    so of two jobs finishing a task's last shards, the later one sees the other's targets.
+    """
+    reached = conn.execute(
+        """
+        UPDATE task_targets t SET done = true
+        FROM progress g
+        WHERE g.agent = 'bang' AND g.symbol = t.symbol AND NOT t.done AND g.last_ts >= t.target_ts
+          AND t.symbol = ANY(%s)
+        RETURNING t.task_id
+        """,
+        (symbols,),
+    ).fetchall()
+    return settle(conn, sorted({r[0] for r in reached}))
+
+
+def settle(conn: psycopg.Connection, task_ids: list[str]) -> list[TaskRun]:
+    """Bring these composite tasks' progress (and, when complete, state) up to their targets."""
+    if not task_ids:
+        return []
+    conn.execute("SELECT id FROM task_runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (task_ids,))
+    totals = conn.execute(
+        """
+        SELECT t.task_id, sum(t.ticks) FILTER (WHERE t.done), sum(t.ticks), bool_and(t.done), count(*),
+               (SELECT count(*) FROM bang_events b JOIN task_targets u ON u.symbol = b.symbol
+                 AND b.ts BETWEEN u.first_ts AND u.target_ts WHERE u.task_id = t.task_id)
+        FROM task_targets t WHERE t.task_id = ANY(%s) GROUP BY t.task_id ORDER BY t.task_id
+        """,
+        (task_ids,),
+    ).fetchall()
+    changed = []
+    for task_id, done_ticks, all_ticks, complete, n_symbols, n_bangs in totals:
+        if complete:
+            result = {"symbols": int(n_symbols), "ticks": int(all_ticks or 0), "bangs": int(n_bangs)}
+            run = tasks.set_state(conn, task_id, tasks.TaskState.finished, result=result)
+        else:
+            fraction = float(done_ticks or 0) / float(all_ticks) if all_ticks else 0.0
+            run = tasks.set_state(conn, task_id, tasks.TaskState.started, progress=fraction)
+        if run is not None:
+            changed.append(run)
+    return changed

@@ -1,0 +1,57 @@
+"""A shard's symbols and one agent's progress for them, read under the shard lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from agentsys import flags
+
+from worker.context import JobContext
+
+
+@dataclass
+class ShardState:
+    symbols: list[str]
+    periods: npt.NDArray[np.int64]  # (n, 3)
+    progress: list[tuple[Any, ...]]  # (last_ts, n, seed_sum, ema_fast, ema_mid, ema_slow, state) per symbol
+
+
+def load(ctx: JobContext, conn: psycopg.Connection, agent: str, shard: int) -> ShardState:
+    """Enabled symbols of the shard, in symbol order, with the agent's progress."""
+    disabled = flags.disabled_symbols(ctx.redis, ctx.keys)
+    rows = conn.execute(
+        """
+        SELECT s.symbol, s.ema_fast, s.ema_mid, s.ema_slow,
+               g.last_ts, COALESCE(g.n, 0), COALESCE(g.seed_sum, 0), g.ema_fast, g.ema_mid, g.ema_slow, g.state
+        FROM symbols s LEFT JOIN progress g ON g.agent = %s AND g.symbol = s.symbol
+        WHERE s.shard = %s ORDER BY s.symbol
+        """,
+        (agent, shard),
+    ).fetchall()
+    rows = [r for r in rows if r[0] not in disabled]
+    return ShardState(
+        symbols=[r[0] for r in rows],
+        periods=np.array([r[1:4] for r in rows], dtype=np.int64).reshape(-1, 3),
+        progress=[tuple(r[4:]) for r in rows],
+    )
+
+
+def ragged(index: npt.NDArray[np.int32], values: npt.NDArray[Any], n: int, fill: Any = np.nan
+           ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Rows sorted by symbol index -> (n, width) matrix left-aligned, counts, column of each row."""
+    counts = np.bincount(index, minlength=n).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    cols = np.arange(len(index), dtype=np.int64) - starts[index]
+    width = int(counts.max()) if n and len(index) else 0
+    matrix = np.full((n, width), fill, dtype=values.dtype if fill is not np.nan else np.float64)
+    if len(index):
+        matrix[index, cols] = values
+    return matrix, counts, cols
+
+
+def nan_to_none(values: npt.NDArray[np.float64]) -> list[float | None]:
+    return [None if v != v else v for v in values.tolist()]

@@ -1,0 +1,174 @@
+"""Storing prices: append-only per symbol, or ``replace`` from the first differing ts.
+
+A price at or before a symbol's newest stored ts is a no-op when identical and refused
+when it differs (nothing is written), except under ``replace``, which deletes the
+symbol's data from the first replaced ts on and resets the agents' progress to what it
+was just before it, so they recompute forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from agentsys import defaults
+from agentsys.errors import InputError
+
+from worker.agents import bulk
+from worker.agents.base import lock_shard
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a store did, per symbol of the input."""
+
+    symbols: list[str]
+    first_ts: list[Any]
+    last_ts: list[Any]
+    ticks: list[int]
+    inserted: int
+    shards: list[int]
+
+
+def lock_price_shards(conn: psycopg.Connection, symbols: Sequence[str]) -> list[int]:
+    """Take the price lock of every shard of these symbols, in order (no deadlocks)."""
+    rows = conn.execute("SELECT DISTINCT shard FROM symbols WHERE symbol = ANY(%s) ORDER BY shard",
+                        (list(symbols),)).fetchall()
+    shards = [int(r[0]) for r in rows]
+    for shard in shards:
+        lock_shard(conn, "price", shard)
+    return shards
+
+
+def store_prices(conn: psycopg.Connection, symbols: npt.NDArray[Any], ts_us: npt.NDArray[np.int64],
+                 price: npt.NDArray[np.float64], *, replace: bool = False) -> Stored:
+    """Store prices in the caller's transaction (symbols must exist); see the module doc."""
+    names = sorted({str(s) for s in symbols})
+    shards = lock_price_shards(conn, names)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (symbol text, ts timestamptz, price float8)"
+                 " ON COMMIT DELETE ROWS")
+    conn.execute("TRUNCATE incoming")
+    bulk.copy_in(conn, "incoming", ("symbol", "ts", "price"),
+                 zip(symbols.tolist(), bulk.us_to_datetimes(ts_us), price.tolist(), strict=True))
+    conn.execute("ANALYZE incoming")
+    clashes = conn.execute(
+        """
+        SELECT i.symbol, i.ts, p.price, i.price
+        FROM incoming i
+        LEFT JOIN progress g ON g.agent = 'price' AND g.symbol = i.symbol
+        LEFT JOIN prices p ON p.symbol = i.symbol AND p.ts = i.ts
+        WHERE (p.price IS NOT NULL AND p.price <> i.price)
+           OR (p.price IS NULL AND i.ts <= g.last_ts)
+        ORDER BY i.symbol, i.ts
+        """
+    ).fetchall()
+    if clashes and not replace:
+        raise InputError(_clash_message(clashes))
+    if clashes:
+        first: dict[str, Any] = {}
+        for symbol, ts, _, _ in clashes:
+            first.setdefault(symbol, ts)
+        reset_from(conn, list(first), list(first.values()))
+    inserted = conn.execute(
+        "INSERT INTO prices (symbol, ts, price) SELECT symbol, ts, price FROM incoming ORDER BY symbol, ts"
+        " ON CONFLICT (symbol, ts) DO NOTHING"
+    ).rowcount
+    summary = conn.execute(
+        "SELECT symbol, min(ts), max(ts), count(*) FROM incoming GROUP BY symbol ORDER BY symbol"
+    ).fetchall()
+    conn.execute(
+        """
+        INSERT INTO progress (agent, symbol, last_ts)
+        SELECT 'price', symbol, max(ts) FROM incoming GROUP BY symbol
+        ON CONFLICT (agent, symbol) DO UPDATE
+            SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
+        """
+    )
+    return Stored(
+        symbols=[r[0] for r in summary], first_ts=[r[1] for r in summary], last_ts=[r[2] for r in summary],
+        ticks=[int(r[3]) for r in summary], inserted=inserted, shards=shards,
+    )
+
+
+def _clash_message(clashes: list[tuple[Any, ...]]) -> str:
+    shown = []
+    for symbol, ts, old, new in clashes[: defaults.ERROR_SAMPLES]:
+        if old is None:
+            shown.append(f"{symbol} {ts.isoformat()}: new price {new} is at or before the newest stored ts")
+        else:
+            shown.append(f"{symbol} {ts.isoformat()}: stored {old}, new {new}")
+    more = len(clashes) - len(shown)
+    tail = f"; ... and {more} more" if more > 0 else ""
+    return ("prices are append-only: refused rows that differ from stored data or come before a symbol's newest"
+            f" price (use replace to overwrite): {'; '.join(shown)}{tail}")
+
+
+def lock_downstream(conn: psycopg.Connection, symbols: list[str]) -> None:
+    """Hold the indicator and bang locks of these symbols' shards while rewinding them.
+
+    Lock order is always price, indicator, bang, each by shard number: no deadlocks.
+    """
+    rows = conn.execute("SELECT DISTINCT shard FROM symbols WHERE symbol = ANY(%s) ORDER BY shard",
+                        (symbols,)).fetchall()
+    for agent in ("indicator", "bang"):
+        for (shard,) in rows:
+            lock_shard(conn, agent, int(shard))
+
+
+def reset_from(conn: psycopg.Connection, symbols: list[str], from_ts: list[Any]) -> None:
+    """Delete each symbol's data from its ts on and rewind the agents to just before it."""
+    lock_downstream(conn, symbols)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS resets (symbol text PRIMARY KEY, from_ts timestamptz)"
+                 " ON COMMIT DROP")
+    conn.execute("INSERT INTO resets SELECT * FROM unnest(%s::text[], %s::timestamptz[])", (symbols, from_ts))
+    for table in ("prices", "indicators", "bang_events"):
+        conn.execute(f"DELETE FROM {table} t USING resets r WHERE t.symbol = r.symbol AND t.ts >= r.from_ts")  # type: ignore[arg-type]
+    conn.execute(
+        """
+        UPDATE progress g SET last_ts = (SELECT max(ts) FROM prices p WHERE p.symbol = g.symbol)
+        FROM resets r WHERE g.agent = 'price' AND g.symbol = r.symbol
+        """
+    )
+    # The indicator agent had processed every remaining price: rebuild its carry from them.
+    conn.execute(
+        """
+        UPDATE progress g SET
+            last_ts = last.ts, n = stats.n, seed_sum = stats.seed_sum,
+            ema_fast = last.ema_fast, ema_mid = last.ema_mid, ema_slow = last.ema_slow, state = last.state
+        FROM resets r
+        JOIN symbols s ON s.symbol = r.symbol
+        CROSS JOIN LATERAL (SELECT count(*) AS n,
+                                   COALESCE((SELECT sum(price) FROM (SELECT price FROM prices p
+                                             WHERE p.symbol = r.symbol ORDER BY ts LIMIT s.ema_slow) f), 0)
+                                       AS seed_sum
+                            FROM prices p WHERE p.symbol = r.symbol) stats
+        LEFT JOIN LATERAL (SELECT * FROM indicators x WHERE x.symbol = r.symbol
+                           ORDER BY ts DESC LIMIT 1) last ON true
+        WHERE g.agent = 'indicator' AND g.symbol = r.symbol AND g.last_ts >= r.from_ts
+        """
+    )
+    conn.execute(
+        """
+        UPDATE progress g SET last_ts = last.ts, state = last.state
+        FROM resets r
+        LEFT JOIN LATERAL (SELECT ts, state FROM indicators x WHERE x.symbol = r.symbol
+                           ORDER BY ts DESC LIMIT 1) last ON true
+        WHERE g.agent = 'bang' AND g.symbol = r.symbol AND g.last_ts >= r.from_ts
+        """
+    )
+    conn.execute("DELETE FROM progress WHERE last_ts IS NULL AND symbol = ANY(%s)", (symbols,))
+    conn.execute("UPDATE task_targets t SET done = false FROM resets r WHERE t.symbol = r.symbol"
+                 " AND t.target_ts >= r.from_ts AND t.done")
+    conn.execute("DROP TABLE resets")
+
+
+def reset_indicators(conn: psycopg.Connection, symbols: list[str]) -> None:
+    """Forget every computed value of these symbols (their periods changed)."""
+    lock_downstream(conn, symbols)
+    for table in ("indicators", "bang_events"):
+        conn.execute(f"DELETE FROM {table} WHERE symbol = ANY(%s)", (symbols,))  # type: ignore[arg-type]
+    conn.execute("DELETE FROM progress WHERE agent IN ('indicator', 'bang') AND symbol = ANY(%s)", (symbols,))

@@ -37,9 +37,9 @@ def test_note_task_goes_queued_started_finished_through_a_real_worker(stack):
         assert done.result == {"description": "hello", "recorded_by": "note-worker"}
         assert done.worker == "note-worker" and done.attempts == 1
         assert done.started_at and done.ended_at and done.enqueued_at
-        states = wait.until(lambda: (s := _states_from_channel(pubsub)) and s, what="task messages")
-        while "finished" not in states:
-            states += _states_from_channel(pubsub)
+        states: list[str] = []
+        wait.until(lambda: states.extend(_states_from_channel(pubsub)) or "finished" in states,
+                   what="the finished message")
         assert states == ["queued", "started", "finished"]
     finally:
         assert procs.stop(worker) == 0

@@ -20,6 +20,7 @@ from agentsys.keys import Keys
 from agentsys.logging import configure_logging, get_logger, is_configured
 from agentsys.models import TaskState
 from rq import SimpleWorker, Worker
+from rq.worker.base import BaseWorker
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer, resolve_serializer
@@ -36,8 +37,8 @@ def default_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}"
 
 
-class AgentWorker(Worker):
-    """RQ's forking worker, refusing any serializer but JSON."""
+class AgentWorkerMixin(BaseWorker):
+    """Our additions to an RQ worker class: JSON only, heartbeats with resources, task records."""
 
     configure_logs = True
     """Whether building a worker sets up the process's logging (an entry point's job)."""
@@ -147,5 +148,9 @@ def record_failure(settings: WorkerSettings, k: Keys, job_id: str, state: TaskSt
         log.error("could not record task failure", job_id=job_id, error=str(error))
 
 
-class SimpleAgentWorker(AgentWorker, SimpleWorker):
-    """Runs jobs in its own process: for tests and ``agentctl``'s in-process runs only."""
+class AgentWorker(AgentWorkerMixin, Worker):
+    """RQ's forking worker with our additions: the production worker."""
+
+
+class SimpleAgentWorker(AgentWorkerMixin, SimpleWorker):
+    """Runs jobs in its own process: for tests and profiling only (no hard timeouts)."""

@@ -24,22 +24,25 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     lock_shard(conn, AGENT, shard)
     state = shards.load(ctx, conn, AGENT, shard)
     n = len(state.symbols)
-    rows = bulk.copy_out(
+    got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, x.ts, x.price,
-               COALESCE(x.ema_fast, 'NaN'), COALESCE(x.ema_mid, 'NaN'), COALESCE(x.ema_slow, 'NaN'),
-               (CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2
+        SELECT (s.rn - 1)::int4, array_agg(x.ts ORDER BY x.ts), array_agg(x.price ORDER BY x.ts),
+               array_agg(COALESCE(x.ema_fast, 'NaN') ORDER BY x.ts), array_agg(COALESCE(x.ema_mid, 'NaN') ORDER BY x.ts),
+               array_agg(COALESCE(x.ema_slow, 'NaN') ORDER BY x.ts),
+               array_agg((CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2
+                         ORDER BY x.ts)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'bang' AND g.symbol = s.symbol
         JOIN indicators x ON x.symbol = s.symbol AND x.ts > COALESCE(g.last_ts, '-infinity')
-        ORDER BY s.rn, x.ts
+        GROUP BY s.rn ORDER BY s.rn
         """,
         (state.symbols,),
-        [("i", "int4"), ("ts", "timestamptz"), ("price", "float8"), ("f", "float8"), ("m", "float8"),
-         ("s", "float8"), ("code", "int2")],
+        [("ts", "timestamptz"), ("price", "float8"), ("f", "float8"), ("m", "float8"), ("s", "float8"),
+         ("code", "int2")],
     )
-    index = rows["i"]
+    rows = got.arrays
+    index = np.repeat(got.keys.astype(np.int64), got.counts)
     if not len(index):
         conn.rollback()
         return {"symbols": n, "ticks": 0, "bangs": 0}

@@ -1,12 +1,15 @@
-"""Bulk reads and writes without a Python object per value where it matters.
+"""Bulk reads and writes through PostgreSQL's binary COPY, straight from and to numpy.
 
-Reads use binary COPY parsed straight into numpy arrays: every column must be
-fixed-width and non-NULL (map NULL to NaN or -1 in the query).
+One CopyData message per row costs more in Python than the work itself, so reads group
+rows per symbol into arrays (one message per symbol) and writes build the whole binary
+COPY stream with numpy: rows with the same shape (text lengths, NULL pattern) are laid
+out as one structured array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,44 +18,138 @@ import psycopg
 
 PG_EPOCH_US = 946_684_800_000_000
 """Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 (binary timestamps)."""
-HEADER = 19
-"""Binary COPY header: 11-byte signature, flags, extension length (we never get extensions)."""
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}
 
-WIDTH = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8", "timestamptz": ">i8"}
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """Rows of ``copy_out_grouped``: a key per group and its arrays, concatenated."""
+
+    keys: npt.NDArray[np.int32]
+    counts: npt.NDArray[np.int64]
+    arrays: dict[str, npt.NDArray[Any]]
 
 
-def copy_out(conn: psycopg.Connection, query: str, params: Sequence[Any] | dict[str, Any],
-             columns: Sequence[tuple[str, str]]) -> dict[str, npt.NDArray[Any]]:
-    """Run ``query`` under binary COPY; returns one array per (name, type) column.
+def copy_out_grouped(conn: psycopg.Connection, query: str, params: Sequence[Any],
+                     arrays: Sequence[tuple[str, str]]) -> Grouped:
+    """Run ``query`` (an int4 key, then one non-NULL array per ``arrays`` entry, no NULL elements).
 
     Timestamps come back as int64 microseconds since 1970 (UTC).
     """
-    fields: list[tuple[str, str]] = [("_n", ">i2")]
-    for name, kind in columns:
-        fields += [(f"_l_{name}", ">i4"), (name, WIDTH[kind])]
-    dtype = np.dtype(fields)
-    chunks = []
+    keys: list[int] = []
+    counts: list[int] = []
+    parts: dict[str, list[npt.NDArray[Any]]] = {name: [] for name, _ in arrays}
     with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:  # type: ignore[arg-type]
+        first = True
         for chunk in copy:
-            chunks.append(bytes(chunk))
-    data = b"".join(chunks)
-    count = (len(data) - HEADER - 2) // dtype.itemsize if len(data) > HEADER else 0
-    rows = np.frombuffer(data, dtype=dtype, count=count, offset=HEADER) if count else np.zeros(0, dtype)
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name, kind in columns:
-        values = rows[name].astype(WIDTH[kind][1:])
-        if kind == "timestamptz":
-            values = values + PG_EPOCH_US
-        out[name] = values
-    return out
+            data = memoryview(chunk)
+            if first:  # the header arrives with the first row
+                data, first = data[len(SIGNATURE):], False
+            if len(data) == 2:  # trailer; keep reading until COPY ends
+                continue
+            pos = 2 + 4
+            keys.append(int.from_bytes(data[pos:pos + 4], "big", signed=True))
+            pos += 4
+            n = -1
+            for name, kind in arrays:
+                size = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+                body = data[pos + 4:pos + 4 + size]
+                pos += 4 + size
+                ndim = int.from_bytes(body[0:4], "big")
+                n = int.from_bytes(body[12:16], "big") if ndim else 0
+                width = np.dtype(FIXED[kind]).itemsize
+                elem = np.dtype([("len", ">i4"), ("v", FIXED[kind])])
+                start = 12 + 8 * ndim
+                values = np.frombuffer(body, dtype=elem, count=n, offset=start)["v"] if n else np.zeros(0)
+                assert width
+                parts[name].append(values)
+            counts.append(n)
+    out = {}
+    for name, kind in arrays:
+        joined = (np.concatenate(parts[name]) if parts[name] else np.zeros(0)).astype(FIXED[kind][1:])
+        out[name] = joined + PG_EPOCH_US if kind == "timestamptz" else joined
+    return Grouped(np.array(keys, dtype=np.int32), np.array(counts, dtype=np.int64), out)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text column as codes into a list of values (-1 is NULL): symbols repeat a lot."""
+
+    codes: npt.NDArray[np.integer[Any]]
+    values: Sequence[str]
+
+
+Column = tuple[str, str, Any]
+"""(name, kind, values): kind is text (a Text), timestamptz (int64 us since 1970),
+float8 (NaN is NULL), float8! (never NULL), int8, int4."""
+
+
+def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[Column]) -> int:
+    """COPY rows into ``table`` in binary; returns the number of rows."""
+    n = len(columns[0][2].codes if columns[0][1] == "text" else columns[0][2])
+    if n == 0:
+        return 0
+    shape = np.zeros(n, dtype=np.int64)
+    prepared = []
+    for name, kind, values in columns:
+        if kind == "text":
+            encoded = [v.encode() for v in values.values]
+            lengths = np.array([len(e) for e in encoded] + [-1], dtype=np.int64)  # code -1 -> NULL
+            row_len = lengths[values.codes]
+            shape = shape * 257 + (row_len + 1)
+            prepared.append((name, kind, values.codes, encoded, row_len))
+        elif kind == "float8":
+            null = np.isnan(values)
+            shape = shape * 2 + null
+            prepared.append((name, kind, values, None, null))
+        else:
+            prepared.append((name, kind, values, None, None))
+    _, group_of = np.unique(shape, return_inverse=True)
+    order = np.argsort(group_of, kind="stable")
+    bounds = np.flatnonzero(np.diff(group_of[order])) + 1
+    blobs = [SIGNATURE]
+    for rows in np.split(order, bounds):
+        blobs.append(_layout(rows, prepared, len(columns)))
+    blobs.append(TRAILER)
+    with conn.cursor() as cur, cur.copy(  # type: ignore[arg-type]
+            f"COPY {table} ({', '.join(c[0] for c in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(b"".join(blobs))
+    return n
+
+
+def _layout(rows: npt.NDArray[np.int64], prepared: list[Any], nfields: int) -> bytes:
+    """One structured array for rows that share a shape."""
+    first = rows[0]
+    fields: list[tuple[str, Any]] = [("n", ">i2")]
+    fill: list[tuple[str, Any]] = []
+    for i, (_, kind, values, encoded, extra) in enumerate(prepared):
+        if kind == "text":
+            size = int(extra[first])
+            fields.append((f"l{i}", ">i4"))
+            if size > 0:
+                fields.append((f"d{i}", f"S{size}"))
+                table = np.array(encoded, dtype=f"S{max(size, 1)}")
+                fill.append((f"d{i}", table[values[rows]]))
+            fill.append((f"l{i}", size))
+        elif kind == "float8" and extra[first]:
+            fields.append((f"l{i}", ">i4"))
+            fill.append((f"l{i}", -1))
+        else:
+            fixed = ">f8" if kind.startswith("float8") else FIXED[kind]
+            fields.append((f"l{i}", ">i4"))
+            fields.append((f"d{i}", fixed))
+            fill.append((f"l{i}", np.dtype(fixed).itemsize))
+            data = values[rows]
+            fill.append((f"d{i}", data - PG_EPOCH_US if kind == "timestamptz" else data))
+    out = np.empty(len(rows), dtype=fields)
+    out["n"] = nfields
+    for name, value in fill:
+        out[name] = value
+    return out.tobytes()
 
 
 def us_to_datetimes(ts_us: npt.NDArray[np.int64]) -> list[Any]:
-    """Naive UTC datetimes for COPY into timestamptz (sessions run in UTC)."""
+    """Naive UTC datetimes, for the few values passed as query parameters (sessions run in UTC)."""
     return ts_us.astype("datetime64[us]").astype(object).tolist()  # type: ignore[no-any-return]
-
-
-def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[arg-type]
-        for row in rows:
-            copy.write_row(row)

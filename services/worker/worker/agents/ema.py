@@ -23,6 +23,8 @@ FLAT, BULL, BEAR = 0, 1, 2
 """State codes; -1 is undefined."""
 STATE_NAMES = {FLAT: "FLAT", BULL: "BULL", BEAR: "BEAR"}
 STATE_CODES = {v: k for k, v in STATE_NAMES.items()}
+STATE_LIST = ["FLAT", "BULL", "BEAR"]
+"""Names by code, for text columns."""
 
 
 @dataclass

@@ -23,19 +23,20 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     lock_shard(conn, AGENT, shard)
     state = shards.load(ctx, conn, AGENT, shard)
     n = len(state.symbols)
-    rows = bulk.copy_out(
+    got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, p.ts, p.price
+        SELECT (s.rn - 1)::int4, array_agg(p.ts ORDER BY p.ts), array_agg(p.price ORDER BY p.ts)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'indicator' AND g.symbol = s.symbol
         JOIN prices p ON p.symbol = s.symbol AND p.ts > COALESCE(g.last_ts, '-infinity')
-        ORDER BY s.rn, p.ts
+        GROUP BY s.rn ORDER BY s.rn
         """,
         (state.symbols,),
-        [("i", "int4"), ("ts", "timestamptz"), ("price", "float8")],
+        [("ts", "timestamptz"), ("price", "float8")],
     )
-    index, ts, price = rows["i"], rows["ts"], rows["price"]
+    index = np.repeat(got.keys.astype(np.int64), got.counts)
+    ts, price = got.arrays["ts"], got.arrays["price"]
     if not len(index):
         conn.rollback()
         return {"symbols": n, "ticks": 0}
@@ -49,12 +50,12 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     emas = ema.advance(matrix, counts, carry)[index, cols]  # (rows, 3)
     codes = ema.states(emas)
-    names = np.array(state.symbols, dtype=object)[index]
     state_names = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)[np.where(codes < 0, 3, codes)]
-    fast, mid, slow = (shards.nan_to_none(emas[:, k]) for k in range(3))
-    bulk.copy_in(conn, "indicators", ("symbol", "ts", "price", "ema_fast", "ema_mid", "ema_slow", "state"),
-                 zip(names.tolist(), bulk.us_to_datetimes(ts), price.tolist(), fast, mid, slow,
-                     state_names.tolist(), strict=True))
+    bulk.copy_in(conn, "indicators", [
+        ("symbol", "text", bulk.Text(index, state.symbols)), ("ts", "timestamptz", ts), ("price", "float8!", price),
+        ("ema_fast", "float8", emas[:, 0]), ("ema_mid", "float8", emas[:, 1]), ("ema_slow", "float8", emas[:, 2]),
+        ("state", "text", bulk.Text(codes, ema.STATE_LIST)),
+    ])
     last = np.cumsum(counts) - 1
     moved = counts > 0
     last_rows = last[moved]
@@ -83,10 +84,14 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     publish(ctx, ctx.keys.channel_updates, {
         "kind": "update", "agent": AGENT, "shard": shard, "committed_at": time.time(),
         "symbols": {
-            sym: {"ts": iso(ts[r]), "price": float(price[r]), "ema_fast": fast[r], "ema_mid": mid[r],
-                  "ema_slow": slow[r], "state": state_names[r]}
+            sym: {"ts": iso(ts[r]), "price": float(price[r]), **_emas(emas[r]), "state": state_names[r]}
             for sym, r in zip(symbols, last_rows.tolist(), strict=True)
         },
     })
     return {"symbols": n, "ticks": int(len(index))}
 
+
+
+def _emas(row: np.ndarray) -> dict[str, float | None]:
+    return {k: (None if v != v else float(v)) for k, v in zip(("ema_fast", "ema_mid", "ema_slow"), row.tolist(),
+                                                                strict=True)}

@@ -60,34 +60,34 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if not want_s:
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
-    symbols, ts, price = fetch(ctx, want_s, want_ts)
-    if not len(symbols):
+    names, index, ts, price = fetch(ctx, want_s, want_ts)
+    if not len(index):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
-    stored = store_prices(conn, symbols, ts, price)
+    stored = store_prices(conn, names, index, ts, price)
     conn.commit()
     triggers.trigger_many(ctx.redis, ctx.keys, "indicator", stored.shards)
-    publish_prices(ctx, shard, symbols, ts, price)
+    publish_prices(ctx, shard, names, index, ts, price)
     return {"symbols": len(state.symbols), "ticks": int(stored.inserted)}
 
 
 def fetch(ctx: JobContext, wanted: list[tuple[str, str]], bars: list[np.ndarray]
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prices of each wanted symbol at its due bars, from its source."""
+          ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Prices of each wanted (symbol, source) at its due bars: (names, index into names, ts, price)."""
     from agentsys.sources import synthetic
 
-    out_s, out_t, out_p = [], [], []
-    synth = [(i, s) for i, (s, src) in enumerate(wanted) if src == "synthetic"]
+    names = [s for s, _ in wanted]
+    out_i, out_t, out_p = [], [], []
     # symbols sharing the same bars (the usual case) are priced in one vectorised call
     groups: dict[tuple[int, int], list[int]] = {}
-    for i, _ in synth:
-        groups.setdefault((int(bars[i][0]), len(bars[i])), []).append(i)
+    for i, (_, src) in enumerate(wanted):
+        if src == "synthetic":
+            groups.setdefault((int(bars[i][0]), len(bars[i])), []).append(i)
     for members in groups.values():
-        names = [wanted[i][0] for i in members]
         ts = bars[members[0]]
-        prices = synthetic.prices(names, ts, seed=ctx.settings.synthetic_seed)
-        out_s.append(np.repeat(np.array(names, dtype=object), len(ts)))
-        out_t.append(np.tile(ts, len(names)))
+        prices = synthetic.prices([names[i] for i in members], ts, seed=ctx.settings.synthetic_seed)
+        out_i.append(np.repeat(np.array(members, dtype=np.int64), len(ts)))
+        out_t.append(np.tile(ts, len(members)))
         out_p.append(prices.reshape(-1))
     for i, (symbol, src) in enumerate(wanted):
         if src != "http":
@@ -97,13 +97,12 @@ def fetch(ctx: JobContext, wanted: list[tuple[str, str]], bars: list[np.ndarray]
         except AgentSysError as error:
             log.warning("http source unavailable", symbol=symbol, error=str(error))
             continue
-        out_s.append(np.full(len(ts), symbol, dtype=object))
-        out_t.append(ts.astype(np.int64))
-        out_p.append(closes.astype(np.float64))
-    if not out_s:
-        empty = np.zeros(0)
-        return empty.astype(object), empty.astype(np.int64), empty
-    return np.concatenate(out_s), np.concatenate(out_t), np.concatenate(out_p)
+        out_i.append(np.full(len(ts), i, dtype=np.int64))
+        out_t.append(np.asarray(ts, dtype=np.int64))
+        out_p.append(np.asarray(closes, dtype=np.float64))
+    if not out_i:
+        return names, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return names, np.concatenate(out_i), np.concatenate(out_t), np.concatenate(out_p)
 
 
 def fetch_http(ctx: JobContext, symbol: str, start_us: int, end_us: int) -> tuple[np.ndarray, np.ndarray]:

@@ -44,25 +44,66 @@ def lock_price_shards(conn: psycopg.Connection, symbols: Sequence[str]) -> list[
     return shards
 
 
-def store_prices(conn: psycopg.Connection, symbols: npt.NDArray[Any], ts_us: npt.NDArray[np.int64],
-                 price: npt.NDArray[np.float64], *, replace: bool = False) -> Stored:
-    """Store prices in the caller's transaction (symbols must exist); see the module doc."""
-    names = sorted({str(s) for s in symbols})
+def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArray[np.int64],
+                 ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *, replace: bool = False) -> Stored:
+    """Store prices in the caller's transaction (symbols must exist); see the module doc.
+
+    Row ``r`` is symbol ``names[index[r]]``. The common case, every row newer than its
+    symbol's newest price, is one binary COPY straight into ``prices``.
+    """
     shards = lock_price_shards(conn, names)
+    marks = dict(conn.execute("SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
+                              (list(names),)).fetchall())
+    mark_us = np.array([_us(marks.get(n)) for n in names], dtype=np.int64)
+    present = np.bincount(index, minlength=len(names)) > 0
+    first_us = np.full(len(names), np.iinfo(np.int64).max)
+    np.minimum.at(first_us, index, ts_us)
+    last_us = np.full(len(names), np.iinfo(np.int64).min)
+    np.maximum.at(last_us, index, ts_us)
+    text = bulk.Text(index, names)
+    if bool((first_us[present] > mark_us[present]).all()):
+        inserted = bulk.copy_in(conn, "prices", [("symbol", "text", text), ("ts", "timestamptz", ts_us),
+                                                 ("price", "float8!", price)])
+    else:
+        inserted = _store_overlapping(conn, text, ts_us, price, replace=replace)
+    used = np.flatnonzero(present)
+    conn.execute(
+        """
+        INSERT INTO progress (agent, symbol, last_ts)
+        SELECT 'price', * FROM unnest(%s::text[], %s::timestamptz[])
+        ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
+        """,
+        ([names[i] for i in used], bulk.us_to_datetimes(last_us[used])),
+    )
+    counts = np.bincount(index, minlength=len(names))
+    return Stored(
+        symbols=[names[i] for i in used], first_ts=bulk.us_to_datetimes(first_us[used]),
+        last_ts=bulk.us_to_datetimes(last_us[used]), ticks=counts[used].tolist(), inserted=inserted, shards=shards,
+    )
+
+
+def _us(when: Any) -> int:
+    if when is None:
+        return int(np.iinfo(np.int64).min)
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
+def _store_overlapping(conn: psycopg.Connection, text: bulk.Text, ts_us: npt.NDArray[np.int64],
+                       price: npt.NDArray[np.float64], *, replace: bool) -> int:
+    """Rows at or before a symbol's newest price: identical ones are no-ops, others refused or replaced."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (symbol text, ts timestamptz, price float8)"
                  " ON COMMIT DELETE ROWS")
     conn.execute("TRUNCATE incoming")
-    bulk.copy_in(conn, "incoming", ("symbol", "ts", "price"),
-                 zip(symbols.tolist(), bulk.us_to_datetimes(ts_us), price.tolist(), strict=True))
+    bulk.copy_in(conn, "incoming", [("symbol", "text", text), ("ts", "timestamptz", ts_us),
+                                    ("price", "float8!", price)])
     conn.execute("ANALYZE incoming")
     clashes = conn.execute(
         """
         SELECT i.symbol, i.ts, p.price, i.price
         FROM incoming i
-        LEFT JOIN progress g ON g.agent = 'price' AND g.symbol = i.symbol
+        JOIN progress g ON g.agent = 'price' AND g.symbol = i.symbol AND i.ts <= g.last_ts
         LEFT JOIN prices p ON p.symbol = i.symbol AND p.ts = i.ts
-        WHERE (p.price IS NOT NULL AND p.price <> i.price)
-           OR (p.price IS NULL AND i.ts <= g.last_ts)
+        WHERE p.price IS DISTINCT FROM i.price
         ORDER BY i.symbol, i.ts
         """
     ).fetchall()
@@ -73,25 +114,10 @@ def store_prices(conn: psycopg.Connection, symbols: npt.NDArray[Any], ts_us: npt
         for symbol, ts, _, _ in clashes:
             first.setdefault(symbol, ts)
         reset_from(conn, list(first), list(first.values()))
-    inserted = conn.execute(
+    return conn.execute(
         "INSERT INTO prices (symbol, ts, price) SELECT symbol, ts, price FROM incoming ORDER BY symbol, ts"
         " ON CONFLICT (symbol, ts) DO NOTHING"
     ).rowcount
-    summary = conn.execute(
-        "SELECT symbol, min(ts), max(ts), count(*) FROM incoming GROUP BY symbol ORDER BY symbol"
-    ).fetchall()
-    conn.execute(
-        """
-        INSERT INTO progress (agent, symbol, last_ts)
-        SELECT 'price', symbol, max(ts) FROM incoming GROUP BY symbol
-        ON CONFLICT (agent, symbol) DO UPDATE
-            SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
-        """
-    )
-    return Stored(
-        symbols=[r[0] for r in summary], first_ts=[r[1] for r in summary], last_ts=[r[2] for r in summary],
-        ticks=[int(r[3]) for r in summary], inserted=inserted, shards=shards,
-    )
 
 
 def _clash_message(clashes: list[tuple[Any, ...]]) -> str:

@@ -67,24 +67,24 @@ def ingest(ctx: JobContext, conn: psycopg.Connection, kind: str, task_id: str, p
         _after(ctx, shards, changed)
         return {"symbols": 0, "ticks": 0, "inserted": 0, "repeat": True}
     if kind == "replay":
-        names, ts, price = staged(conn, task_id)
-        prepare_replay_symbols(conn, sorted(set(names.tolist())), params)
+        names, index, ts, price = staged(conn, task_id)
+        prepare_replay_symbols(conn, names, params)
         replace = bool(params.get("replace"))
     elif kind == "pipeline":
-        names, ts, price = tick(ctx, conn, params)
+        names, index, ts, price = tick(ctx, conn, params)
         replace = False
     elif kind == "backfill":
-        names, ts, price = backfill(ctx, conn, params)
+        names, index, ts, price = backfill(ctx, conn, params)
         replace = bool(params.get("replace"))
     else:
         raise InputError(f"task type {kind!r} is not an ingest task")
-    stored = store_prices(conn, names, ts, price, replace=replace)
+    stored = store_prices(conn, names, index, ts, price, replace=replace)
     record_targets(conn, task_id, stored)
     conn.execute("DELETE FROM staged_prices WHERE task_id = %s", (task_id,))
     changed = settle(conn, [task_id])
     conn.commit()
     _after(ctx, stored.shards, changed)
-    publish_prices(ctx, -1, names, ts, price)
+    publish_prices(ctx, -1, names, index, ts, price)
     return {"symbols": len(stored.symbols), "ticks": int(sum(stored.ticks)), "inserted": stored.inserted}
 
 
@@ -94,22 +94,22 @@ def _after(ctx: JobContext, shards: list[int], changed: list[Any]) -> None:
         tasks.publish_state(ctx.redis, ctx.keys, run)
 
 
-def staged(conn: psycopg.Connection, task_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def staged(conn: psycopg.Connection, task_id: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     names = [r[0] for r in conn.execute(
         "SELECT DISTINCT symbol FROM staged_prices WHERE task_id = %s ORDER BY symbol", (task_id,))]
     if not names:
         raise InputError(f"task {task_id} has no staged rows (already ingested, or staged elsewhere)")
-    rows = bulk.copy_out(
+    got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, st.ts, st.price
+        SELECT (s.rn - 1)::int4, array_agg(st.ts ORDER BY st.ts), array_agg(st.price ORDER BY st.ts)
         FROM staged_prices st JOIN unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn) USING (symbol)
-        WHERE st.task_id = %s ORDER BY s.rn, st.ts
+        WHERE st.task_id = %s GROUP BY s.rn ORDER BY s.rn
         """,
         (names, task_id),
-        [("i", "int4"), ("ts", "timestamptz"), ("price", "float8")],
+        [("ts", "timestamptz"), ("price", "float8")],
     )
-    return np.array(names, dtype=object)[rows["i"]], rows["ts"], rows["price"]
+    return names, np.repeat(got.keys.astype(np.int64), got.counts), got.arrays["ts"], got.arrays["price"]
 
 
 def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: dict[str, Any]) -> None:
@@ -138,7 +138,7 @@ def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: d
         universe.add_symbols(conn, [SymbolSpec(symbol=n, source="csv", **periods) for n in new])
 
 
-def tick(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> tuple[np.ndarray, ...]:
+def tick(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> tuple[Any, ...]:
     """One bar for the given symbols (or every live symbol) from their sources."""
     names = params.get("symbols")
     if names is None:
@@ -157,7 +157,7 @@ def tick(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> t
     return fetch(ctx, [(r[0], r[1]) for r in rows], [bars] * len(rows))
 
 
-def backfill(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> tuple[np.ndarray, ...]:
+def backfill(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> tuple[Any, ...]:
     from agentsys.sources import synthetic
 
     names = params["symbols"]

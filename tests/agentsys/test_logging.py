@@ -5,6 +5,7 @@ import json
 import logging
 
 import structlog
+
 from agentsys.logging import configure_logging, get_logger
 
 

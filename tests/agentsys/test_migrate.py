@@ -4,9 +4,9 @@ import subprocess
 import uuid
 
 import psycopg
+
 from agentsys import migrate
 from postgres_service import cluster
-
 from tests.support.procs import VENV_BIN
 from tests.support.servers import with_database
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from agentsys.settings import CommonSettings, load
-from worker.settings import WorkerSettings
 
+from agentsys.settings import CommonSettings, load
 from tests.support.procs import VENV_BIN
+from worker.settings import WorkerSettings
 
 
 def test_bad_value_stops_with_one_line_naming_the_variable(monkeypatch, capsys):

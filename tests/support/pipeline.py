@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from agentsys import keys, replay, tasks
-from agentsys.models import TaskRun
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
+
+from agentsys import keys, replay, tasks
+from agentsys.models import TaskRun
 from worker.app import SimpleAgentWorker
 
 ALL_QUEUES = [*keys.QUEUES, *(keys.low(q) for q in keys.QUEUES)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
+
 from agentsys import tasks
 from postgres_service import cluster
-
 from tests.support.pipeline import drain, rows, snapshot, submit_rows
 from tests.support.servers import with_database
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import psycopg
-from agentsys import tasks, triggers
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
+from agentsys import tasks, triggers
 from tests.support import procs, wait
 from tests.support.pipeline import QuietWorker, rows, submit_rows
 

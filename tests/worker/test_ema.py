@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import talib
-from worker.agents import ema
 
 from tests.support.pipeline import drain, rows, submit_rows
+from worker.agents import ema
 
 SERIES_LEN = 160
 

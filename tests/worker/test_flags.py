@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from agentsys import flags, tasks
 
+from agentsys import flags, tasks
 from tests.support import procs, wait
 from tests.support.pipeline import rows, submit_rows
 

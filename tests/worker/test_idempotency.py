@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
+
 from agentsys import symbols
 from agentsys.symbols import SymbolSpec
 from postgres_service import cluster
-
 from tests.support.pipeline import drain, drain_shuffled_twice, rows, snapshot, submit_rows
 from tests.support.servers import with_database
 

@@ -8,10 +8,10 @@ import uuid
 
 import numpy as np
 import psycopg
-from agentsys import tasks
-from postgres_service import cluster
 from rq.registry import StartedJobRegistry
 
+from agentsys import tasks
+from postgres_service import cluster
 from tests.support import procs, wait
 from tests.support.pipeline import drain, rows, snapshot, submit_rows
 from tests.support.servers import with_database

@@ -5,12 +5,12 @@ import pickle
 import zlib
 from pathlib import Path
 
-from agentsys import tasks
-from agentsys.errors import InputError
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from agentsys import tasks
+from agentsys.errors import InputError
 from tests.support import procs, wait
 
 

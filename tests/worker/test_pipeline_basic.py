@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
-from agentsys import tasks
 
+from agentsys import tasks
 from tests.support.pipeline import drain, rows, snapshot, submit_rows
 
 

@@ -14,17 +14,17 @@ import time
 from typing import Any
 
 import psutil
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer, resolve_serializer
+from rq.worker.base import BaseWorker
+
 from agentsys import db, keys, tasks, triggers
 from agentsys.errors import ConfigError
 from agentsys.keys import Keys
 from agentsys.logging import configure_logging, get_logger, is_configured
 from agentsys.models import TaskState
-from rq import SimpleWorker, Worker
-from rq.worker.base import BaseWorker
-from rq.job import Job
-from rq.queue import Queue
-from rq.serializers import JSONSerializer, resolve_serializer
-
 from worker.settings import WorkerSettings, get_settings
 
 log = get_logger("worker")

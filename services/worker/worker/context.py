@@ -10,14 +10,14 @@ from typing import Any
 
 import psycopg
 import structlog
+from redis import Redis
+from rq import get_current_job
+
 from agentsys import db, tasks
 from agentsys.keys import Keys
 from agentsys.logging import get_logger
 from agentsys.models import TaskState
 from agentsys.redis import connect
-from redis import Redis
-from rq import get_current_job
-
 from worker.settings import WorkerSettings, get_settings
 
 log = get_logger("worker.job")

@@ -11,13 +11,13 @@ import socket
 import sys
 from datetime import UTC, datetime
 
-from agentsys import defaults
-from agentsys.settings import load
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from agentsys import defaults
+from agentsys.settings import load
 from worker.settings import WorkerSettings
 
 OK, UNHEALTHY = 0, 1

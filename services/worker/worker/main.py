@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from redis.exceptions import RedisError
+
 from agentsys import tasks
 from agentsys.logging import configure_logging, get_logger
 from agentsys.redis import connect
 from agentsys.settings import load
-from redis.exceptions import RedisError
-
 from worker.app import AgentWorker
 from worker.settings import WorkerSettings
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field, field_validator
+
 from agentsys import defaults, keys
 from agentsys.settings import CommonSettings, load
-from pydantic import Field, field_validator
 
 
 class WorkerSettings(CommonSettings):

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import psycopg
+
 from agentsys import tasks
 from agentsys.models import TaskRun
-
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, publish, shard_job

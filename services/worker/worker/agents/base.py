@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 import redis.exceptions
 import structlog
-from agentsys import defaults, flags
-from agentsys.logging import get_logger
 from rq import Retry
 
+from agentsys import defaults, flags
+from agentsys.logging import get_logger
 from worker.context import JobContext, current
 
 log = get_logger("worker.agent")

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from agentsys import triggers
 
+from agentsys import triggers
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, publish, shard_job

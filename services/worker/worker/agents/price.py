@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import psycopg
+
 from agentsys import defaults, triggers
 from agentsys.errors import AgentSysError
 from agentsys.logging import get_logger
-
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, shard_job
 from worker.agents.publishing import publish_prices

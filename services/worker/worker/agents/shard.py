@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from agentsys import flags
 
+from agentsys import flags
 from worker.context import JobContext
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
+
 from agentsys import defaults
 from agentsys.errors import InputError
-
 from worker.agents import bulk
 from worker.agents.base import lock_shard
 

@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 import psycopg
+
 from agentsys import flags, triggers
 from agentsys import symbols as universe
 from agentsys.errors import InputError
 from agentsys.logging import get_logger
-
 from worker.context import JobContext, current, task_job
 
 log = get_logger("worker.control")

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import psycopg
 import structlog
+
 from agentsys import defaults, tasks, triggers
 from agentsys import symbols as universe
 from agentsys.errors import InputError
 from agentsys.logging import get_logger
 from agentsys.models import TaskState
 from agentsys.symbols import SymbolSpec
-
 from worker.agents import bulk
 from worker.agents.bang import settle
 from worker.agents.price import LIVE_SOURCES, fetch, latest_bar

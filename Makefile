@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck bench run clean
+.PHONY: help setup test lint typecheck bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,3 +21,6 @@ lint: ## ruff and mypy on the shared library
 
 clean: ## remove caches (keeps .venv)
 	find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache .mypy_cache
+
+bench: ## benchmarks: print figures, append them to .bench/results.jsonl (BENCH=pipeline,... to pick)
+	$(BIN)/python -m bench.run

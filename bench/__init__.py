@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): figures, not tests. Results go to .bench/results.jsonl."""

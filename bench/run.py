@@ -1,0 +1,23 @@
+"""``make bench``: run every benchmark, print a table, append to .bench/results.jsonl."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+SUITES = ["bench.pipeline"]
+"""Benchmark modules, each with a main(); BENCH=name,... picks some."""
+
+
+def main() -> int:
+    wanted = [s for s in os.environ.get("BENCH", "").split(",") if s]
+    for suite in SUITES:
+        if wanted and suite.split(".")[-1] not in wanted:
+            continue
+        importlib.import_module(suite).main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

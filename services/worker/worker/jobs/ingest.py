@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import structlog
+from rq import Retry
 
 from agentsys import defaults, tasks, triggers
 from agentsys import symbols as universe
@@ -23,6 +24,7 @@ from agentsys.models import TaskState
 from agentsys.symbols import SymbolSpec
 from worker.agents import bulk
 from worker.agents.bang import settle
+from worker.agents.base import TRANSIENT, backoff
 from worker.agents.price import LIVE_SOURCES, fetch, latest_bar
 from worker.agents.publishing import publish_prices
 from worker.agents.store import Stored, reset_indicators, store_prices
@@ -35,25 +37,33 @@ def run(task_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     ctx = current()
     begin = time.perf_counter()
     with structlog.contextvars.bound_contextvars(task_id=task_id, job_id=ctx.job_id, agent="price"):
-        with ctx.connect_db() as conn:
-            task = tasks.get(conn, task_id)
-            if task.ended:
-                log.info("task already ended; nothing done", state=task.state.value)
-                return {"skipped": f"task {task.state.value}"}
-            started = tasks.set_state(conn, task_id, TaskState.started, worker=ctx.worker, count_attempt=True)
-            conn.commit()
-            if started:
-                tasks.publish_state(ctx.redis, ctx.keys, started)
-            try:
-                summary = ingest(ctx, conn, task.type, task_id, task.params)
-            except InputError:
-                conn.rollback()
-                conn.execute("DELETE FROM staged_prices WHERE task_id = %s", (task_id,))
-                conn.commit()
-                raise
+        try:
+            summary = _run(ctx, task_id)
+        except TRANSIENT as error:
+            log.warning("transient error; will retry", error=str(error).splitlines()[0] if str(error) else "")
+            return Retry(max=defaults.RETRY_MAX, interval=backoff())  # type: ignore[return-value]
         duration = round((time.perf_counter() - begin) * 1000, 3)
         log.info("job finished", duration_ms=duration, **{k: v for k, v in summary.items() if k != "shards"})
         return summary
+
+
+def _run(ctx: JobContext, task_id: str) -> dict[str, Any]:
+    with ctx.connect_db() as conn:
+        task = tasks.get(conn, task_id)
+        if task.ended:
+            log.info("task already ended; nothing done", state=task.state.value)
+            return {"skipped": f"task {task.state.value}"}
+        started = tasks.set_state(conn, task_id, TaskState.started, worker=ctx.worker, count_attempt=True)
+        conn.commit()
+        if started:
+            tasks.publish_state(ctx.redis, ctx.keys, started)
+        try:
+            return ingest(ctx, conn, task.type, task_id, task.params)
+        except InputError:
+            conn.rollback()
+            conn.execute("DELETE FROM staged_prices WHERE task_id = %s", (task_id,))
+            conn.commit()
+            raise
 
 
 def ingest(ctx: JobContext, conn: psycopg.Connection, kind: str, task_id: str, params: dict[str, Any]

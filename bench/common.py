@@ -104,24 +104,33 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
-def tree_rss(pid: int) -> int:
+def tree_rss(pid: int) -> tuple[int, int]:
+    """RSS and PSS of a process with its children (RSS counts pages shared after fork twice)."""
     try:
-        proc = psutil.Process(pid)
-        return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        rss = pss = 0
+        for proc in procs:
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += info.pss
+        return rss, pss
     except psutil.Error:
-        return 0
+        return 0, 0
 
 
 @dataclass
 class Workers:
     procs: list[subprocess.Popen[bytes]]
     peak_rss: dict[int, int] = field(default_factory=dict)
+    peak_pss: dict[int, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> None:
         while not self._stop.wait(0.05):
             for p in self.procs:
-                self.peak_rss[p.pid] = max(self.peak_rss.get(p.pid, 0), tree_rss(p.pid))
+                rss, pss = tree_rss(p.pid)
+                self.peak_rss[p.pid] = max(self.peak_rss.get(p.pid, 0), rss)
+                self.peak_pss[p.pid] = max(self.peak_pss.get(p.pid, 0), pss)
 
     def cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.procs)

@@ -34,7 +34,9 @@ LOGS = Path(".bench/logs")
 def _env(s: common.Servers, db_url: str, prefix: str) -> dict[str, str]:
     return {"REDIS_URL": s.redis_url, "DATABASE_URL": db_url, "KEY_PREFIX": prefix, "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "json", "WORKER_WITH_SCHEDULER": "false", "MAINTENANCE_INTERVAL": "3600",
-            "PYTHONPATH": str(Path.cwd())}
+            "PYTHONPATH": str(Path.cwd()),
+            "WORKER_PRELOAD": "worker.agents.price,worker.agents.indicator,worker.agents.bang,worker.jobs.ingest,"
+                              "worker.jobs.control,bench.naive_jobs"}
 
 
 def batched_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int) -> dict[str, Any]:
@@ -67,10 +69,11 @@ def batched_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int)
                 bangs = set(conn.execute("SELECT symbol, ts, to_state FROM bang_events").fetchall())
             cpu1 = (group.cpu(), common.cpu_seconds(s.pg_pid), common.cpu_seconds(s.redis_pid))
             peak = max(group.peak_rss.values())
+            peak_pss = max(group.peak_pss.values())
     seconds = last.timestamp() - began
     split = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     return {"ticks_per_s": n_symbols * n_ticks / seconds, "seconds": seconds, "cpu_workers": split[0],
-            "cpu_postgres": split[1], "cpu_redis": split[2], "peak_rss": peak, "bangs": bangs}
+            "cpu_postgres": split[1], "cpu_redis": split[2], "peak_rss": peak, "peak_pss": peak_pss, "bangs": bangs}
 
 
 def naive_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int) -> dict[str, Any]:
@@ -150,7 +153,10 @@ def main() -> None:
         common.record("pipeline.ratio_vs_naive", medians[2] / naive, "x")
         common.record("pipeline.scaling_2_over_1", medians[2] / medians[1], "x")
         rss = common.median([r["peak_rss"] for r in by_workers[2] + by_workers[1]]) / 2**20
-        common.record("pipeline.worker_rss_mb.10k_symbols", rss, "MB")
+        common.record("pipeline.worker_rss_mb.10k_symbols", rss, "MB",
+                      note="sum of the worker's and its job process's RSS; pages shared after fork count twice")
+        pss = common.median([r["peak_pss"] for r in by_workers[2] + by_workers[1]]) / 2**20
+        common.record("pipeline.worker_pss_mb.10k_symbols", pss, "MB", note="the same, shared pages counted once")
 
 
 if __name__ == "__main__":

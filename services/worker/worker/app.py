@@ -7,6 +7,7 @@ hundreds of milliseconds, so the ~17 ms fork is cheap. Usable straight from RQ's
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -31,6 +32,15 @@ log = get_logger("worker")
 
 HEARTBEAT_MIN_GAP = 1.0
 """Seconds between two published heartbeats, however often RQ beats."""
+
+
+def preload(modules: str) -> None:
+    """Import job modules once in the worker, so each forked job process starts warm.
+
+    Without it every job process imports numpy and the agents again (~100 ms of CPU).
+    """
+    for name in filter(None, (m.strip() for m in modules.split(","))):
+        importlib.import_module(name)
 
 
 def default_name() -> str:
@@ -58,6 +68,7 @@ class AgentWorkerMixin(BaseWorker):
         if kwargs.get("maintenance_interval") in (None, 600):
             kwargs["maintenance_interval"] = self.settings.maintenance_interval
         super().__init__(queues, *args, serializer=JSONSerializer, **kwargs)
+        preload(self.settings.worker_preload)
         self.keys = Keys(self.settings.key_prefix)
         self.last_job_ms: float | None = None
         self._published = 0.0

@@ -18,6 +18,10 @@ class WorkerSettings(CommonSettings):
     maintenance_interval: int = Field(default=defaults.MAINTENANCE_INTERVAL, ge=1, le=3600)
     price_interval_s: int = Field(default=defaults.PRICE_INTERVAL_S, ge=1, le=86_400)
     synthetic_seed: int = defaults.SYNTHETIC_SEED
+    worker_preload: str = Field(
+        default="worker.agents.price,worker.agents.indicator,worker.agents.bang,worker.jobs.ingest,"
+                "worker.jobs.control,worker.jobs.note",
+        description="modules imported before forking, so job processes start warm")
     worker_with_scheduler: bool = Field(default=True, description="move due retries (backoff) back to their queues")
 
     @field_validator("worker_queues")

@@ -109,13 +109,12 @@ def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[Column]) -> 
     _, group_of = np.unique(shape, return_inverse=True)
     order = np.argsort(group_of, kind="stable")
     bounds = np.flatnonzero(np.diff(group_of[order])) + 1
-    blobs = [SIGNATURE]
-    for rows in np.split(order, bounds):
-        blobs.append(_layout(rows, prepared, len(columns)))
-    blobs.append(TRAILER)
     with conn.cursor() as cur, cur.copy(  # type: ignore[arg-type]
             f"COPY {table} ({', '.join(c[0] for c in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(b"".join(blobs))
+        copy.write(SIGNATURE)
+        for rows in np.split(order, bounds):
+            copy.write(_layout(rows, prepared, len(columns)))
+        copy.write(TRAILER)
     return n
 
 

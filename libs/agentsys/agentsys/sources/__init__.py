@@ -1,0 +1,1 @@
+"""Price sources: synthetic (deterministic), CSV files, and the circuit breaker of live sources."""

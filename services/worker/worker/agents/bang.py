@@ -27,11 +27,10 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, array_agg(x.ts ORDER BY x.ts), array_agg(x.price ORDER BY x.ts),
-               array_agg(COALESCE(x.ema_fast, 'NaN') ORDER BY x.ts), array_agg(COALESCE(x.ema_mid, 'NaN') ORDER BY x.ts),
-               array_agg(COALESCE(x.ema_slow, 'NaN') ORDER BY x.ts),
-               array_agg((CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2
-                         ORDER BY x.ts)
+        SELECT (s.rn - 1)::int4, array_agg(x.ts), array_agg(x.price),
+               array_agg(COALESCE(x.ema_fast, 'NaN')), array_agg(COALESCE(x.ema_mid, 'NaN')),
+               array_agg(COALESCE(x.ema_slow, 'NaN')),
+               array_agg((CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'bang' AND g.symbol = s.symbol
         JOIN indicators x ON x.symbol = s.symbol AND x.ts > COALESCE(g.last_ts, '-infinity')
@@ -40,6 +39,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         (state.symbols,),
         [("ts", "timestamptz"), ("price", "float8"), ("f", "float8"), ("m", "float8"), ("s", "float8"),
          ("code", "int2")],
+        order_by="ts",
     )
     rows = got.arrays
     index = np.repeat(got.keys.astype(np.int64), got.counts)

@@ -33,10 +33,12 @@ class Grouped:
 
 
 def copy_out_grouped(conn: psycopg.Connection, query: str, params: Sequence[Any],
-                     arrays: Sequence[tuple[str, str]]) -> Grouped:
+                     arrays: Sequence[tuple[str, str]], *, order_by: str | None = None) -> Grouped:
     """Run ``query`` (an int4 key, then one non-NULL array per ``arrays`` entry, no NULL elements).
 
-    Timestamps come back as int64 microseconds since 1970 (UTC).
+    Timestamps come back as int64 microseconds since 1970 (UTC). ``order_by`` sorts the
+    rows of each group by that array here, so the query need not (an ordered aggregate
+    sorts every group on the server; an index scan usually delivers them in order anyway).
     """
     keys: list[int] = []
     counts: list[int] = []
@@ -70,7 +72,17 @@ def copy_out_grouped(conn: psycopg.Connection, query: str, params: Sequence[Any]
     for name, kind in arrays:
         joined = (np.concatenate(parts[name]) if parts[name] else np.zeros(0)).astype(FIXED[kind][1:])
         out[name] = joined + PG_EPOCH_US if kind == "timestamptz" else joined
-    return Grouped(np.array(keys, dtype=np.int32), np.array(counts, dtype=np.int64), out)
+    grouped = Grouped(np.array(keys, dtype=np.int32), np.array(counts, dtype=np.int64), out)
+    return _sorted(grouped, order_by) if order_by else grouped
+
+
+def _sorted(g: Grouped, by: str) -> Grouped:
+    group = np.repeat(np.arange(len(g.keys)), g.counts)
+    values = g.arrays[by]
+    if len(values) < 2 or bool(((np.diff(values) >= 0) | (np.diff(group) != 0)).all()):
+        return g
+    order = np.lexsort((values, group))
+    return Grouped(g.keys, g.counts, {k: v[order] for k, v in g.arrays.items()})
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, array_agg(p.ts ORDER BY p.ts), array_agg(p.price ORDER BY p.ts)
+        SELECT (s.rn - 1)::int4, array_agg(p.ts), array_agg(p.price)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'indicator' AND g.symbol = s.symbol
         JOIN prices p ON p.symbol = s.symbol AND p.ts > COALESCE(g.last_ts, '-infinity')
@@ -34,6 +34,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         """,
         (state.symbols,),
         [("ts", "timestamptz"), ("price", "float8")],
+        order_by="ts",
     )
     index = np.repeat(got.keys.astype(np.int64), got.counts)
     ts, price = got.arrays["ts"], got.arrays["price"]

@@ -112,12 +112,13 @@ def staged(conn: psycopg.Connection, task_id: str) -> tuple[list[str], np.ndarra
     got = bulk.copy_out_grouped(
         conn,
         """
-        SELECT (s.rn - 1)::int4, array_agg(st.ts ORDER BY st.ts), array_agg(st.price ORDER BY st.ts)
+        SELECT (s.rn - 1)::int4, array_agg(st.ts), array_agg(st.price)
         FROM staged_prices st JOIN unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn) USING (symbol)
         WHERE st.task_id = %s GROUP BY s.rn ORDER BY s.rn
         """,
         (names, task_id),
         [("ts", "timestamptz"), ("price", "float8")],
+        order_by="ts",
     )
     return names, np.repeat(got.keys.astype(np.int64), got.counts), got.arrays["ts"], got.arrays["price"]
 

@@ -13,6 +13,7 @@ from agentsys.models import TaskRun
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, publish, shard_job
+from worker.agents.publishing import invalidate
 from worker.context import JobContext
 
 AGENT = "bang"
@@ -79,6 +80,8 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     changed = complete_tasks(conn, symbols)
     conn.commit()
+    if events:
+        invalidate(ctx, sorted({e[1] for e in events}))
     if events:
         publish(ctx, ctx.keys.channel_bangs, {
             "kind": "bang", "shard": shard, "committed_at": time.time(),

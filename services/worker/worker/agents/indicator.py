@@ -12,7 +12,7 @@ from agentsys import triggers
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, publish, shard_job
-from worker.agents.publishing import iso
+from worker.agents.publishing import invalidate, iso
 from worker.context import JobContext
 
 AGENT = "indicator"
@@ -82,6 +82,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     conn.commit()
     triggers.trigger(ctx.redis, ctx.keys, "bang", shard)
+    invalidate(ctx, symbols)
     publish(ctx, ctx.keys.channel_updates, {
         "kind": "update", "agent": AGENT, "shard": shard, "committed_at": time.time(),
         "symbols": {

@@ -18,7 +18,7 @@ from agentsys.errors import AgentSysError
 from agentsys.logging import get_logger
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, shard_job
-from worker.agents.publishing import publish_prices
+from worker.agents.publishing import invalidate, publish_prices
 from worker.agents.store import store_prices
 from worker.context import JobContext
 
@@ -67,6 +67,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     stored = store_prices(conn, names, index, ts, price)
     conn.commit()
     triggers.trigger_many(ctx.redis, ctx.keys, "indicator", stored.shards)
+    invalidate(ctx, stored.symbols)
     publish_prices(ctx, shard, names, index, ts, price)
     return {"symbols": len(state.symbols), "ticks": int(stored.inserted)}
 

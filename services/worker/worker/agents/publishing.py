@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from worker.agents.base import publish
+from agentsys.logging import get_logger
+from worker.agents.base import TRANSIENT, publish
 from worker.context import JobContext
+
+log = get_logger("worker.publish")
 
 
 def iso(ts_us: Any) -> str:
@@ -28,3 +31,13 @@ def publish_prices(ctx: JobContext, shard: int, names: list[str], index: np.ndar
         "symbols": {names[i]: {"ts": iso(ts[r]), "price": float(price[r])}
                     for i, r in enumerate(newest.tolist()) if r >= 0},
     })
+
+
+def invalidate(ctx: JobContext, symbols: list[str]) -> None:
+    """New data landed for these symbols: drop their cached history (after commit)."""
+    from agentsys.cache import invalidate_history
+
+    try:
+        invalidate_history(ctx.redis, ctx.keys, symbols)
+    except TRANSIENT as error:  # the cache entries expire by themselves
+        log.warning("cache invalidation failed", error=str(error))

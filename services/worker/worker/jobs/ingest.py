@@ -26,7 +26,7 @@ from worker.agents import bulk
 from worker.agents.bang import settle
 from worker.agents.base import TRANSIENT, backoff
 from worker.agents.price import LIVE_SOURCES, fetch, latest_bar
-from worker.agents.publishing import publish_prices
+from worker.agents.publishing import invalidate, publish_prices
 from worker.agents.store import Stored, reset_indicators, store_prices
 from worker.context import JobContext, current
 
@@ -94,6 +94,7 @@ def ingest(ctx: JobContext, conn: psycopg.Connection, kind: str, task_id: str, p
     changed = settle(conn, [task_id])
     conn.commit()
     _after(ctx, stored.shards, changed)
+    invalidate(ctx, stored.symbols)
     publish_prices(ctx, -1, names, index, ts, price)
     return {"symbols": len(stored.symbols), "ticks": int(sum(stored.ticks)), "inserted": stored.inserted}
 

@@ -100,7 +100,10 @@ def test_worker_queues_selects_agents(stack):
         with stack.db() as conn:
             wait.until(lambda: conn.execute("SELECT count(*) FROM prices").fetchone()[0] == 60 or conn.rollback(),
                        what="prices stored")
-        assert tasks.queue(stack.redis, "indicator").count == 1  # waiting for an indicator worker
+        # the price job triggered the indicator agent, whose job waits for an indicator worker
+        wait.until(lambda: tasks.queue(stack.redis, "indicator").count == 1, what="the indicator job queued")
+        with stack.db() as conn:
+            assert conn.execute("SELECT count(*) FROM indicators").fetchone()[0] == 0
     finally:
         assert procs.stop(worker) == 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -75,7 +76,7 @@ def _forget() -> None:
 os.register_at_fork(after_in_child=_forget)
 
 
-def fetch_dicts(conn: psycopg.Connection, query: str, params: object = None) -> list[dict[str, object]]:
+def fetch_dicts(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)  # type: ignore[call-overload]
         return list(cur.fetchall())

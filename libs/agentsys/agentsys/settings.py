@@ -70,7 +70,7 @@ def describe_error(error: ValidationError, cls: type[BaseSettings]) -> str:
 def load(cls: type[S], **overrides: object) -> S:
     """Build settings or stop the process with a one-line reason naming the variable."""
     try:
-        return cls(**overrides)
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         print(f"configuration error: {describe_error(error, cls)}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None

@@ -89,7 +89,7 @@ def repair(redis: Redis, k: Keys, agent: str, shard: int) -> bool:
     value = redis.get(key)
     if value is None:
         return False
-    job_id = value.decode()
+    job_id = value.decode() if isinstance(value, bytes) else str(value)
     try:
         status = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status(refresh=False)
     except Exception:

@@ -181,5 +181,19 @@ def record(name: str, value: float, unit: str, **extra: Any) -> dict[str, Any]:
     return entry
 
 
+def last_recorded(name: str, results: Path = RESULTS) -> float | None:
+    """The newest value ``make bench`` recorded under ``name`` (None when never measured)."""
+    found = None
+    if results.exists():
+        for line in results.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("name") == name:
+                found = float(row["value"])
+    return found
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))

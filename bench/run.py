@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["bench.pipeline"]
+SUITES = ["bench.pipeline", "bench.api", "bench.gateway"]
 """Benchmark modules, each with a main(); BENCH=name,... picks some."""
 
 
@@ -15,6 +15,7 @@ def main() -> int:
     for suite in SUITES:
         if wanted and suite.split(".")[-1] not in wanted:
             continue
+        print(f"== {suite}", flush=True)
         importlib.import_module(suite).main()
     return 0
 

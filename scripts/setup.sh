@@ -28,7 +28,7 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt pip  # pinned too: the installer itself
 .venv/bin/python -m pip install -q -c constraints.txt \
     -e libs/agentsys \
     -e services/redis \
@@ -36,5 +36,8 @@ fi
     -e services/worker \
     -e services/orchestrator \
     -e services/gateway \
-    -r requirements-dev.txt
+    -e clients/agentctl \
+    -r requirements-dev.txt \
+    -r deploy/process/requirements.txt
+scripts/setup-gateway.sh  # the dashboard's JavaScript, from npm (exact versions, no lock file)
 echo "setup: done; run 'make test'"

@@ -16,7 +16,7 @@ from agentsys import keys, replay, tasks
 from agentsys.models import TaskRun
 from worker.app import SimpleAgentWorker
 
-ALL_QUEUES = [*keys.QUEUES, *(keys.low(q) for q in keys.QUEUES)]
+ALL_QUEUES = keys.ALL_QUEUES
 EPOCH_US = 1_700_000_000_000_000
 
 

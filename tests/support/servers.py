@@ -90,7 +90,7 @@ def session_servers() -> Iterator[Servers]:
             redis_url, dbs = os.environ["REDIS_URL"], list(range(1, 16))
             mode.append("redis:url")
         elif docker_answers():
-            from testcontainers.redis import RedisContainer
+            from testcontainers.community.redis import RedisContainer  # testcontainers.redis is deprecated (warns)
 
             container = RedisContainer(os.environ.get("AGENTSYS_TEST_REDIS_IMAGE", "redis:7"))
             container.start()
@@ -108,7 +108,7 @@ def session_servers() -> Iterator[Servers]:
             pg_url = os.environ["DATABASE_URL"]
             mode.append("postgres:url")
         elif docker_answers():
-            from testcontainers.postgres import PostgresContainer
+            from testcontainers.community.postgres import PostgresContainer
 
             pg = PostgresContainer(os.environ.get("AGENTSYS_TEST_POSTGRES_IMAGE", "postgres:15"), driver=None)
             pg.start()

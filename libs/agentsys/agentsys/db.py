@@ -8,6 +8,7 @@ at fork time and builds its own on first use.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from agentsys import defaults
 
 _pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools_lock = threading.Lock()
 
 OPTIONS = f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS} -c timezone=UTC"
 """Session settings of every connection: bounded statements, timestamps in UTC."""
@@ -35,11 +37,16 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     )
 
 
-def pool(url: str, *, max_size: int = 10) -> ConnectionPool:
+def pool(url: str, *, max_size: int = defaults.DB_POOL_SIZE) -> ConnectionPool:
     """This process's pool for ``url``, for long-running processes (the APIs)."""
     key = (os.getpid(), url)
     found = _pools.get(key)
-    if found is None:
+    if found is not None:
+        return found
+    with _pools_lock:  # concurrent first requests build one pool, not one each
+        found = _pools.get(key)
+        if found is not None:
+            return found
         found = ConnectionPool(
             url,
             min_size=1,

@@ -37,6 +37,13 @@ RETRY_BASE = 1.0
 """First retry delay, in seconds; doubles each time, with jitter."""
 RETRY_CAP = 60.0
 """Largest retry delay, in seconds."""
+CRASH_RETRIES = 3
+"""Reruns of a job whose process died under it (SIGKILL, out of memory); every job is idempotent."""
+JOB_MAX_BYTES = 8 * 1024 * 1024
+"""Largest job payload a worker runs, in bytes (jobs carry ids and small params, never rows)."""
+
+DB_POOL_SIZE = 10
+"""PostgreSQL connections per API process at most (the orchestrator admits as many requests to them)."""
 
 WAIT_POLL = 0.05
 """Seconds between two looks at a task's state while waiting for it."""
@@ -61,3 +68,14 @@ SYNTHETIC_SEED = 0
 """Seed of the synthetic source."""
 ERROR_SAMPLES = 20
 """Bad rows listed at most in one error message."""
+
+SCHEDULER_LOCK_TTL_MS = 10_000
+"""Life of the scheduler's leader lock without renewal, in milliseconds: the standby's takeover bound."""
+SCHEDULER_POLL = 1.0
+"""Seconds between two looks at the schedules (and, for a standby, at the leader lock)."""
+SWEEP_INTERVAL_S = 120
+"""Seconds between two runs of the default recovery-sweep schedule."""
+CLEANUP_CRON = "30 3 * * *"
+"""Cron expression (UTC) of the default daily clean-up schedule."""
+TASK_HISTORY_DAYS = 7
+"""Days an ended task stays in ``task_runs`` before the clean-up deletes it."""

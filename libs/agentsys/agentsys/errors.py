@@ -19,6 +19,10 @@ class UnknownTaskType(AgentSysError):
     """No task type has this name."""
 
 
+class TaskExists(AgentSysError):
+    """A task with this id was submitted already (a scheduler's tick, a client's retry)."""
+
+
 class TaskTimeout(AgentSysError):
     """A task did not end before the deadline."""
 

@@ -18,6 +18,10 @@ LOW_SUFFIX: Final = ".low"
 """Suffix of a queue's low-priority twin, which workers list last."""
 QUEUES: Final = (*AGENTS, CONTROL_QUEUE)
 """Every normal-priority queue."""
+WORKER_QUEUES: Final = (*reversed(AGENTS), CONTROL_QUEUE)
+"""The order an all-agent worker takes work in: downstream first, so under overload it
+finishes work in flight (bangs, then EMAs) before it takes in new prices; queues stay
+bounded and bangs stay fresh."""
 
 
 def low(queue: str) -> str:
@@ -28,6 +32,10 @@ def low(queue: str) -> str:
 def worker_queue_order(queues: tuple[str, ...] | list[str]) -> list[str]:
     """Queues a worker listens on: the given ones first, then their low twins."""
     return [*queues, *(low(q) for q in queues)]
+
+
+ALL_QUEUES: Final = worker_queue_order(QUEUES)
+"""Every queue of the system, normal-priority ones first."""
 
 
 @dataclass(frozen=True, slots=True)

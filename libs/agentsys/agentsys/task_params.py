@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agentsys import defaults
 from agentsys.errors import InputError
 from agentsys.symbols import SYMBOL_RE
 
@@ -84,9 +85,15 @@ class RunAgentParams(_Params):
     shards: list[int] | None = Field(default=None, max_length=100_000)
 
 
+class CleanupParams(_Params):
+    older_than_days: int = Field(default=defaults.TASK_HISTORY_DAYS, ge=1, le=3650,
+                                 description="ended tasks older than this many days are deleted")
+
+
 PARAMS: dict[str, type[_Params]] = {
     "note": NoteParams, "pipeline": PipelineParams, "replay": ReplayParams, "backfill": BackfillParams,
     "recover": RecoverParams, "run_agent": RunAgentParams,
+    "cleanup": CleanupParams,
 }
 
 

@@ -10,20 +10,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from agentsys import defaults, keys, task_params
-from agentsys.errors import TaskNotFound, TaskTimeout, UnknownTaskType
+from agentsys.errors import AgentSysError, TaskExists, TaskNotFound, TaskTimeout, UnknownTaskType
 from agentsys.keys import Keys
 from agentsys.models import ENDED_STATES, Priority, TaskRun, TaskState
 
@@ -47,6 +50,7 @@ TASK_TYPES: dict[str, TaskType] = {
         TaskType("backfill", "price", "worker.jobs.ingest.run"),
         TaskType("recover", keys.CONTROL_QUEUE, "worker.jobs.control.recover"),
         TaskType("run_agent", keys.CONTROL_QUEUE, "worker.jobs.control.run_agent"),
+        TaskType("cleanup", keys.CONTROL_QUEUE, "worker.jobs.control.cleanup"),
     )
 }
 """Every task type a user can submit."""
@@ -75,11 +79,21 @@ def _row(conn: psycopg.Connection, query: str, params: Mapping[str, Any] | tuple
         return cur.fetchone()
 
 
-def publish_state(redis: Redis, k: Keys, run: TaskRun) -> None:
+def publish_state(redis: Redis | Pipeline, k: Keys, run: TaskRun) -> None:
     """Tell live listeners (the gateway) that a task changed state."""
     body = {"id": run.id, "type": run.type, "state": run.state.value, "progress": run.progress,
             "worker": run.worker, "error": run.error, "at": run.updated_at.isoformat()}
     redis.publish(k.channel_tasks, json.dumps(body))
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One task to submit: what :func:`submit_many` takes."""
+
+    type: str
+    params: dict[str, Any] | None = None
+    priority: Priority | str = Priority.normal
+    task_id: str | None = None
 
 
 def submit(
@@ -93,39 +107,82 @@ def submit(
     task_id: str | None = None,
 ) -> TaskRun:
     """Record a task as queued, then enqueue its job (id = task id)."""
-    spec = TASK_TYPES.get(type)
-    if spec is None:
-        raise UnknownTaskType(f"unknown task type {type!r}; known: {', '.join(sorted(TASK_TYPES))}")
-    prio = Priority(priority)
-    task_id = task_id or uuid.uuid4().hex
-    params = task_params.validate(type, params)
-    qname, at_front = queue_for(spec.queue, prio)
-    row = _row(
-        conn,
-        "INSERT INTO task_runs (id, type, params, priority, state, queue, enqueued_at)"
-        " VALUES (%(id)s, %(type)s, %(params)s, %(priority)s, 'queued', %(queue)s, now()) RETURNING *",
-        {"id": task_id, "type": type, "params": Jsonb(params), "priority": prio.value, "queue": qname},
-    )
-    conn.commit()
-    assert row is not None
-    try:
-        queue(redis, qname).enqueue(
-            spec.func,
-            kwargs={"task_id": task_id, "params": params},
-            job_id=task_id,
-            at_front=at_front,
-            job_timeout=spec.timeout,
-            result_ttl=defaults.RESULT_TTL,
-            failure_ttl=defaults.FAILURE_TTL,
-            description=f"{type} {task_id}",
+    outcome = submit_many(redis, conn, k, [Submission(type, params, priority, task_id)])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def submit_many(redis: Redis, conn: psycopg.Connection, k: Keys,
+                submissions: Sequence[Submission]) -> list[TaskRun | AgentSysError]:
+    """Submit many tasks in two round trips: one INSERT (committed before any job can run,
+    since the job updates its row) and one Redis pipeline with every job and state message.
+
+    Each item's outcome is its TaskRun, or the error that refused it alone (an unknown type,
+    bad params, an id taken already); the others go ahead. A Redis failure fails every task
+    of the batch in PostgreSQL (nothing is left queued with no job) and is raised.
+    """
+    outcomes: list[TaskRun | AgentSysError] = []
+    accepted: list[tuple[int, TaskType, dict[str, Any], str, bool]] = []
+    ids: list[str] = []
+    for i, item in enumerate(submissions):
+        spec = TASK_TYPES.get(item.type)
+        if spec is None:
+            outcomes.append(UnknownTaskType(f"unknown task type {item.type!r}; known: {', '.join(sorted(TASK_TYPES))}"))
+            continue
+        try:
+            params = task_params.validate(item.type, item.params)
+        except AgentSysError as error:
+            outcomes.append(error)
+            continue
+        qname, at_front = queue_for(spec.queue, Priority(item.priority))
+        task_id = item.task_id or uuid.uuid4().hex
+        outcomes.append(TaskExists(f"task {task_id} was submitted already"))  # until its row is in
+        accepted.append((i, spec, params, qname, at_front))
+        ids.append(task_id)
+    if not accepted:
+        return outcomes
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "INSERT INTO task_runs (id, type, params, priority, state, queue, enqueued_at)"
+            " SELECT id, type, params::jsonb, priority, 'queued', queue, now()"
+            " FROM unnest(%(id)s::text[], %(type)s::text[], %(params)s::text[], %(priority)s::text[],"
+            " %(queue)s::text[]) AS t(id, type, params, priority, queue)"
+            " ON CONFLICT (id) DO NOTHING RETURNING *",
+            {"id": ids, "type": [spec.name for _, spec, _, _, _ in accepted],
+             "params": [json.dumps(params) for _, _, params, _, _ in accepted],
+             "priority": [Priority(submissions[i].priority).value for i, _, _, _, _ in accepted],
+             "queue": [qname for _, _, _, qname, _ in accepted]},
         )
+        rows = {row["id"]: row for row in cur.fetchall()}
+    conn.commit()
+    by_queue: dict[str, list[Any]] = {}
+    runs: list[TaskRun] = []
+    for (i, spec, params, qname, at_front), task_id in zip(accepted, ids, strict=True):
+        if task_id not in rows:
+            continue  # a duplicate id: its TaskExists stays
+        run = TaskRun.model_validate(rows[task_id])
+        outcomes[i] = run
+        runs.append(run)
+        by_queue.setdefault(qname, []).append(Queue.prepare_data(
+            spec.func, kwargs={"task_id": task_id, "params": params}, job_id=task_id, at_front=at_front,
+            timeout=spec.timeout, result_ttl=defaults.RESULT_TTL, failure_ttl=defaults.FAILURE_TTL,
+            description=f"{spec.name} {task_id}"))
+    if not runs:
+        return outcomes
+    try:
+        with redis.pipeline() as pipe:
+            for qname, datas in by_queue.items():
+                queue(redis, qname).enqueue_many(datas, pipeline=pipe)
+            for run in runs:
+                publish_state(pipe, k, run)
+            pipe.execute()
     except Exception as error:
-        set_state(conn, task_id, TaskState.failed, error=f"enqueue failed: {error}")
+        for run in runs:
+            set_state(conn, run.id, TaskState.failed, error=f"enqueue failed: {error}")
         conn.commit()
         raise
-    run = TaskRun.model_validate(row)
-    publish_state(redis, k, run)
-    return run
+    return outcomes
 
 
 def set_state(
@@ -198,37 +255,101 @@ def wait(conn: psycopg.Connection, task_id: str, *, timeout: float, poll: float 
         time.sleep(min(poll, left))
 
 
-def list_runs(
-    conn: psycopg.Connection,
-    *,
-    state: str | None = None,
-    type: str | None = None,
-    worker: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: tuple[datetime, str] | None = None,
-    limit: int = 50,
-) -> list[TaskRun]:
-    """Newest first; ``before`` is the (created_at, id) cursor of the last row seen."""
-    where, args = [], {}
-    for column, value in (("state", state), ("type", type), ("worker", worker)):
-        if value is not None:
-            where.append(f"{column} = %({column})s")
-            args[column] = value
-    if since is not None:
-        where.append("created_at >= %(since)s")
-        args["since"] = since
-    if until is not None:
-        where.append("created_at < %(until)s")
-        args["until"] = until
-    if before is not None:
-        where.append("(created_at, id) < (%(b_at)s, %(b_id)s)")
-        args["b_at"], args["b_id"] = before
-    query = "SELECT * FROM task_runs"
-    if where:
-        query += " WHERE " + " AND ".join(where)
-    query += " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-    args["limit"] = limit
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, args)  # type: ignore[arg-type]
-        return [TaskRun.model_validate(r) for r in cur.fetchall()]
+# ---- cancel and retry -----------------------------------------------------------------
+
+class TaskConflict(AgentSysError):
+    """The task's state does not allow this operation (cancel an ended task, retry a live one)."""
+
+
+RETRYABLE_STATES = frozenset({TaskState.failed, TaskState.canceled, TaskState.stopped})
+"""States from which a task may be retried."""
+_LIVE_JOB = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def _fetch_job(redis: Redis, job_id: str) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+
+
+def _conflict(conn: psycopg.Connection, task_id: str, doing: str) -> TaskConflict:
+    conn.rollback()
+    run = get(conn, task_id)  # TaskNotFound for an unknown id
+    return TaskConflict(f"cannot {doing} task {task_id}: it is {run.state.value}")
+
+
+def cancel(redis: Redis, conn: psycopg.Connection, k: Keys, task_id: str) -> TaskRun:
+    """Cancel a task that has not ended: a queued job is dropped, a running one is stopped.
+
+    ``task_runs`` says canceled first (and :func:`set_state` never moves a task out of
+    it), so a job that slips through anyway cannot revive the task. Data a composite
+    task already ingested stays: cancel stops the work, it does not undo it.
+    """
+    row = _row(
+        conn,
+        "UPDATE task_runs SET state = 'canceled', ended_at = now(), updated_at = now()"
+        " WHERE id = %s AND state NOT IN ('finished', 'failed', 'canceled', 'stopped') RETURNING *",
+        (task_id,),
+    )
+    if row is None:
+        raise _conflict(conn, task_id, "cancel")
+    conn.commit()
+    run = TaskRun.model_validate(row)
+    job = _fetch_job(redis, task_id)
+    if job is not None:
+        status = job.get_status(refresh=False)
+        try:
+            if status == JobStatus.STARTED:
+                send_stop_job_command(redis, task_id, serializer=JSONSerializer)
+            elif status in _LIVE_JOB:
+                job.cancel()
+        except InvalidJobOperation:
+            pass  # it ended meanwhile; the task row already says canceled
+    publish_state(redis, k, run)
+    return run
+
+
+def retry(redis: Redis, conn: psycopg.Connection, k: Keys, task_id: str) -> TaskRun:
+    """Run a failed, canceled or stopped task again, under the same id and priority."""
+    current = get(conn, task_id)
+    spec = TASK_TYPES.get(current.type)
+    if spec is None:
+        raise UnknownTaskType(f"task type {current.type!r} is no longer known")
+    job = _fetch_job(redis, task_id)
+    if job is not None and job.get_status(refresh=False) in _LIVE_JOB:
+        conn.rollback()
+        raise TaskConflict(f"cannot retry task {task_id}: its job is still {job.get_status(refresh=False)}")
+    row = _row(
+        conn,
+        """
+        UPDATE task_runs SET state = 'queued', result = NULL, error = NULL, traceback = NULL, progress = 0,
+            worker = NULL, enqueued_at = now(), started_at = NULL, ended_at = NULL, updated_at = now()
+        WHERE id = %s AND state IN ('failed', 'canceled', 'stopped') RETURNING *
+        """,
+        (task_id,),
+    )
+    if row is None:
+        raise _conflict(conn, task_id, "retry")
+    conn.commit()
+    run = TaskRun.model_validate(row)
+    if job is not None:
+        job.delete()  # re-enqueuing a fixed id over an existing job pushes it twice (rq#1701)
+    qname = run.queue or queue_for(spec.queue, run.priority)[0]
+    try:
+        queue(redis, qname).enqueue(
+            spec.func,
+            kwargs={"task_id": task_id, "params": run.params},
+            job_id=task_id,
+            at_front=run.priority is Priority.high,
+            job_timeout=spec.timeout,
+            result_ttl=defaults.RESULT_TTL,
+            failure_ttl=defaults.FAILURE_TTL,
+            description=f"{run.type} {task_id} (retry)",
+        )
+    except Exception as error:
+        set_state(conn, task_id, TaskState.failed, error=f"enqueue failed: {error}")
+        conn.commit()
+        raise
+    publish_state(redis, k, run)
+    return run

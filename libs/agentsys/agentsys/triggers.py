@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from redis import Redis
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
@@ -80,6 +82,28 @@ def trigger(redis: Redis, k: Keys, agent: str, shard: int, *, low: bool = False)
     return ids[0] if ids else None
 
 
+LOST_AFTER_S = 30.0
+"""Seconds after enqueueing before a 'queued' job that is on no queue list counts as lost."""
+
+
+def is_lost(redis: Redis, job: Job, *, after_s: float | None = None) -> bool:
+    """True for a job RQ says is queued but no worker can ever get: popped by a worker that
+    died before registering it (RQ's BLPOP window, rq#580 and rq#1716)."""
+    enqueued = job.enqueued_at
+    if enqueued is None:
+        return False
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=UTC)
+    if (datetime.now(UTC) - enqueued).total_seconds() < (LOST_AFTER_S if after_s is None else after_s):
+        return False
+    key = Queue.redis_queue_namespace_prefix + job.origin
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.lpos(key, job.id)
+        pipe.lpos(key + ":intermediate", job.id)
+        found = pipe.execute()
+    return all(position is None for position in found)
+
+
 def repair(redis: Redis, k: Keys, agent: str, shard: int) -> bool:
     """Drop a pending key whose job is gone (lost in RQ's pop window, failed, expired).
 
@@ -90,8 +114,12 @@ def repair(redis: Redis, k: Keys, agent: str, shard: int) -> bool:
     if value is None:
         return False
     job_id = value.decode() if isinstance(value, bytes) else str(value)
+    status: JobStatus | None
     try:
-        status = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status(refresh=False)
+        job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+        status = job.get_status(refresh=False)
+        if status == JobStatus.QUEUED and is_lost(redis, job):
+            status = None
     except Exception:
         status = None
     if status in LIVE_STATES:

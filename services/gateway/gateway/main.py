@@ -1,4 +1,10 @@
-"""``agent-gateway``: serve the dashboard and the live stream with uvicorn."""
+"""``agent-gateway``: serve the dashboard and the live stream with uvicorn.
+
+At start Redis and PostgreSQL are probed: credentials they refuse stop the process with
+one line and exit status ``agentsys.preflight.EXIT_CREDENTIALS``; a server not reachable
+yet does not (the gateway starts, reports not ready on /readyz and reconnects: in production
+dependencies may well start later).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import argparse
 
 import uvicorn
 
-from agentsys.logging import configure_logging
+from agentsys.logging import configure_logging, get_logger
+from agentsys.preflight import check_credentials
 from agentsys.settings import load
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -20,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in {"gateway_host": args.host, "gateway_port": args.port}.items() if v is not None}
     settings = load(GatewaySettings, **overrides)
     configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
+    check_credentials("agent-gateway", settings, log=get_logger("gateway"))
     uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_config=None, access_log=False, server_header=False)
+                ws_max_size=settings.gateway_ws_max_message, log_config=None, access_log=False,
+                server_header=False)
     return 0
 
 

@@ -1,4 +1,10 @@
-"""``agent-orchestrator``: serve the API with uvicorn."""
+"""``agent-orchestrator``: serve the API with uvicorn.
+
+At start Redis and PostgreSQL are probed: credentials they refuse stop the process with
+one line and exit status ``agentsys.preflight.EXIT_CREDENTIALS``; a server not reachable
+yet does not (the API starts, reports not ready on /readyz and reconnects: in production
+dependencies may well start later).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import argparse
 
 import uvicorn
 
-from agentsys.logging import configure_logging
+from agentsys.logging import configure_logging, get_logger
+from agentsys.preflight import check_credentials
 from agentsys.settings import load
 from orchestrator.app import create_app
 from orchestrator.settings import OrchestratorSettings
@@ -20,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in {"api_host": args.host, "api_port": args.port}.items() if v is not None}
     settings = load(OrchestratorSettings, **overrides)
     configure_logging("orchestrator", level=settings.log_level, fmt=settings.log_format)
+    check_credentials("agent-orchestrator", settings, log=get_logger("orchestrator"))
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_config=None, access_log=False, server_header=False)
     return 0

@@ -171,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
         os.setgroups([])
         os.setgid(int(runas["group"]))  # type: ignore[call-overload]
         os.setuid(int(runas["user"]))  # type: ignore[call-overload]
-    os.execv(str(binary), cmd)
+    os.execv(str(binary), cmd)  # noqa: S606 - exec the server in place of this launcher

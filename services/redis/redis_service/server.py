@@ -111,4 +111,4 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("REDIS_PASSWORD")
     if password:
         cmd += ["--requirepass", password]
-    os.execv(binary, cmd)
+    os.execv(binary, cmd)  # noqa: S606 - exec the server in place of this launcher

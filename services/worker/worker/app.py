@@ -16,7 +16,8 @@ from typing import Any
 
 import psutil
 from rq import SimpleWorker, Worker
-from rq.job import Job
+from rq.exceptions import StopRequested
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer, resolve_serializer
 from rq.worker.base import BaseWorker
@@ -26,12 +27,15 @@ from agentsys.errors import ConfigError
 from agentsys.keys import Keys
 from agentsys.logging import configure_logging, get_logger, is_configured
 from agentsys.models import TaskState
+from worker import guards, recovery
 from worker.settings import WorkerSettings, get_settings
 
 log = get_logger("worker")
 
 HEARTBEAT_MIN_GAP = 1.0
 """Seconds between two published heartbeats, however often RQ beats."""
+STAT_FIELDS = ("rss_bytes", "cpu_seconds", "jobs_done", "failures", "last_job_ms", "at")
+"""Heartbeat numbers also kept in the worker's stats hash (``Keys.worker_stats``) for status views."""
 
 
 def preload(modules: str) -> None:
@@ -73,20 +77,47 @@ class AgentWorkerMixin(BaseWorker):
         self.last_job_ms: float | None = None
         self._published = 0.0
         self._process = psutil.Process()
+        self._execution: Any = None
 
     # ---- running jobs -------------------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
+        reason = guards.refusal(job, max_bytes=self.settings.worker_max_job_bytes,
+                                preload=self.settings.worker_preload)
+        if reason is not None:  # before forking: a bad payload never reaches job code
+            log.error("job refused", job_id=job.id, queue=queue.name, reason=reason)
+            self.handle_job_failure(job, queue, exc_string=f"{guards.REFUSED}: {reason}")
+            return
         started = time.perf_counter()
+        interrupted = False
         try:
-            super().execute_job(job, queue)
+            try:
+                super().execute_job(job, queue)
+            except guards.REDIS_DOWN as error:
+                interrupted = True
+                log.warning("Redis unreachable around a job; waiting for it", job_id=job.id, error=str(error))
+                guards.wait_for_redis(self.connection)
+            with guards.riding_out(f"job {job.id}"):
+                status = job.get_status(refresh=True)
+                if status == JobStatus.STARTED:
+                    # its process ended without recording how (Redis was unreachable): a crash
+                    self.handle_job_failure(job, queue, exc_string=f"{guards.HORSE_DIED}: it ended without"
+                                            " recording its outcome (Redis unreachable?)", execution=self._execution)
+                elif interrupted and status == JobStatus.QUEUED and guards.requeue_dropped(self.connection, job):
+                    log.warning("job put back on its queue: Redis went away before it started", job_id=job.id)
         finally:
             self.last_job_ms = round((time.perf_counter() - started) * 1000, 3)
             self._published = 0.0  # publish the new counters at the next beat
 
+    def prepare_execution(self, job: Job) -> Any:
+        self._execution = super().prepare_execution(job)
+        return self._execution
+
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
                            exc_string: str = "", execution: Any = None) -> None:
-        retrying = job.should_retry and self._stopped_job_id != job.id
         stopped = self._stopped_job_id == job.id
+        if exc_string.startswith(guards.HORSE_DIED) and not stopped:
+            guards.rerun_after_crash(job, limit=self.settings.worker_crash_retries)
+        retrying = job.should_retry and not stopped
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         if retrying:
             state = TaskState.scheduled if job.retry_intervals else TaskState.queued
@@ -95,24 +126,61 @@ class AgentWorkerMixin(BaseWorker):
         record_failure(self.settings, self.keys, job.id, state, exc_string, self.name)
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
+        with guards.riding_out("maintenance"):
+            super().run_maintenance_tasks()
         if keys.CONTROL_QUEUE in self.queue_names():
             # Every worker on the control queue asks for a sweep; the pending key keeps it to one.
             try:
                 triggers.repair(self.connection, self.keys, "sweep", 0)
                 triggers.trigger(self.connection, self.keys, "sweep", 0)
+            except StopRequested:
+                raise  # RQ's warm shutdown, raised by its signal handler wherever the worker is
             except Exception as error:
                 log.warning("could not trigger the sweep", error=str(error))
 
+    def maintain_heartbeats(self, job: Job, execution: Any) -> None:
+        with guards.riding_out("heartbeat"):
+            super().maintain_heartbeats(job, execution)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with guards.riding_out("suspension check"):
+            super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().set_state(state, pipeline)
+        else:
+            with guards.riding_out("state"):
+                super().set_state(state, pipeline)
+
+    def register_birth(self) -> None:
+        # A worker restarted under its name (supervisord's worker-1) takes over the record of its
+        # dead predecessor and requeues the job it died in, instead of being refused for minutes.
+        if self.connection.exists(self.key) and not self.connection.hexists(self.key, "death"):
+            recovery.reap_predecessor(self)
+        super().register_birth()
+
     # ---- health -------------------------------------------------------------------
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        super().heartbeat(timeout, pipeline)
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+        else:
+            with guards.riding_out("heartbeat"):
+                super().heartbeat(timeout, pipeline)
         now = time.monotonic()
         if self.is_horse or now - self._published < HEARTBEAT_MIN_GAP:
             return
         self._published = now
         try:
-            self.connection.publish(self.keys.channel_heartbeats, json.dumps(self.stats()))
+            stats = self.stats()
+            numbers = {name: "" if stats[name] is None else stats[name] for name in STAT_FIELDS}
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.publish(self.keys.channel_heartbeats, json.dumps(stats))
+                pipe.hset(self.keys.worker_stats(self.name), mapping=numbers)
+                pipe.expire(self.keys.worker_stats(self.name), self.worker_ttl + 60)
+                pipe.execute()
+        except StopRequested:
+            raise  # RQ's warm shutdown, raised by its signal handler wherever the worker is
         except Exception as error:  # a missed heartbeat message must not stop the worker
             log.warning("heartbeat publish failed", error=str(error))
 
@@ -155,6 +223,8 @@ def record_failure(settings: WorkerSettings, k: Keys, job_id: str, state: TaskSt
             from agentsys.redis import connect
 
             tasks.publish_state(connect(settings.redis), k, run)
+    except StopRequested:
+        raise
     except Exception as error:  # the job's failure is already in RQ's failed registry
         log.error("could not record task failure", job_id=job_id, error=str(error))
 

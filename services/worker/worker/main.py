@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+import psycopg
 from redis.exceptions import RedisError
 
-from agentsys import tasks
+from agentsys import db, tasks
 from agentsys.logging import configure_logging, get_logger
 from agentsys.redis import connect
 from agentsys.settings import load
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         redis.ping()
     except RedisError as error:
         log.error("cannot reach Redis", error=str(error).splitlines()[0])
+        return EXIT_CONNECT
+    try:
+        with db.connect(settings.database) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        lines = str(error).strip().splitlines()
+        log.error("cannot reach PostgreSQL", error=lines[0] if lines else type(error).__name__)
         return EXIT_CONNECT
     queues = [tasks.queue(redis, name) for name in settings.queues]
     worker = AgentWorker(queues, connection=redis, settings=settings)

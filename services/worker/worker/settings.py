@@ -11,7 +11,8 @@ from agentsys.settings import CommonSettings, load
 
 
 class WorkerSettings(CommonSettings):
-    worker_queues: str = Field(default=",".join(keys.QUEUES), description="comma-separated queues, in priority order")
+    worker_queues: str = Field(default=",".join(keys.WORKER_QUEUES),
+                               description="comma-separated queues, in priority order")
     worker_name: str | None = None
     worker_ttl: int = Field(default=defaults.WORKER_TTL, ge=20, le=3600)
     job_monitoring_interval: int = Field(default=defaults.JOB_MONITORING_INTERVAL, ge=1, le=600)
@@ -23,6 +24,10 @@ class WorkerSettings(CommonSettings):
                 "worker.jobs.control,worker.jobs.note",
         description="modules imported before forking, so job processes start warm")
     worker_with_scheduler: bool = Field(default=True, description="move due retries (backoff) back to their queues")
+    worker_crash_retries: int = Field(default=defaults.CRASH_RETRIES, ge=0, le=100,
+                                      description="reruns of a job whose process died (SIGKILL, out of memory)")
+    worker_max_job_bytes: int = Field(default=defaults.JOB_MAX_BYTES, ge=1024, le=1024**3,
+                                      description="larger job payloads are refused, in bytes")
 
     @field_validator("worker_queues")
     @classmethod
@@ -44,3 +49,18 @@ class WorkerSettings(CommonSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> WorkerSettings:
     return load(WorkerSettings)
+
+
+class SchedulerSettings(CommonSettings):
+    """``agent-scheduler``'s settings."""
+
+    scheduler_name: str | None = Field(default=None, description="name in logs and RQ's registries (default host:pid)")
+    scheduler_lock_ttl_ms: int = Field(default=defaults.SCHEDULER_LOCK_TTL_MS, ge=500, le=600_000,
+                                       description="leader lease, in ms: a standby takes over within it")
+    scheduler_poll: float = Field(default=defaults.SCHEDULER_POLL, gt=0, le=60,
+                                  description="seconds between looks at the schedules and the lease")
+    scheduler_defaults: bool = Field(default=True, description="install the default schedules when absent")
+    scheduler_move_retries: bool = Field(default=True,
+                                         description="move due jobs of RQ's scheduled registries to their queues")
+    price_interval_s: int = Field(default=defaults.PRICE_INTERVAL_S, ge=1, le=86_400,
+                                  description="seconds between universe ticks (the default schedule)")

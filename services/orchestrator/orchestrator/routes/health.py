@@ -10,14 +10,23 @@ from orchestrator.deps import RedisDep, SettingsDep
 
 router = APIRouter(tags=["health"])
 
+PG_TIMEOUT = 3.0
+"""Seconds readiness waits for a PostgreSQL connection (probes have their own deadline)."""
+
 
 @router.get("/healthz", summary="The process is up", responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_EXAMPLE = {"status": "ready", "checks": {"redis": "ok", "postgres": "ok", "migrations": "ok"}}
+NOT_READY_EXAMPLE = {"status": "not ready", "checks": {"redis": "ok", "postgres": "ok", "migrations": "pending"}}
+
+
 @router.get("/readyz", summary="Redis and PostgreSQL reachable, migrations applied",
-            responses={503: {"description": "a dependency is not ready"}})
+            responses={200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+                       503: {"description": "a dependency is not ready",
+                             "content": {"application/json": {"example": NOT_READY_EXAMPLE}}}})
 def readyz(settings: SettingsDep, redis: RedisDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -26,7 +35,7 @@ def readyz(settings: SettingsDep, redis: RedisDep) -> JSONResponse:
     except Exception as error:
         checks["redis"] = f"error: {type(error).__name__}"
     try:
-        with db.connection(settings.database) as conn:
+        with db.pool(settings.database).connection(timeout=PG_TIMEOUT) as conn:
             checks["postgres"] = "ok"
             checks["migrations"] = "ok" if migrate.is_current(conn) else "pending"
     except Exception as error:

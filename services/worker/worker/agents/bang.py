@@ -80,11 +80,11 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     changed = complete_tasks(conn, symbols)
     conn.commit()
+    committed_at = time.time()  # the gateway's latency clock starts here
     if events:
-        invalidate(ctx, sorted({e[1] for e in events}))
-    if events:
+        invalidate(ctx, sorted({e[1] for e in events}))  # before the news: a client that reloads reads it
         publish(ctx, ctx.keys.channel_bangs, {
-            "kind": "bang", "shard": shard, "committed_at": time.time(),
+            "kind": "bang", "shard": shard, "committed_at": committed_at,
             "events": [dict(zip(("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid",
                                  "ema_slow"), (*e[:2], e[2].isoformat(), *e[3:]), strict=True)) for e in events],
         })
@@ -113,10 +113,15 @@ def complete_tasks(conn: psycopg.Connection, symbols: list[str]) -> list[TaskRun
 
 
 def settle(conn: psycopg.Connection, task_ids: list[str]) -> list[TaskRun]:
-    """Bring these composite tasks' progress (and, when complete, state) up to their targets."""
+    """Bring these composite tasks' progress (and, when complete, state) up to their targets.
+
+    The final result keeps the ``skipped`` symbols the ingest recorded (see
+    ``worker.jobs.ingest``), so a finished task still says what it did not cover.
+    """
     if not task_ids:
         return []
-    conn.execute("SELECT id FROM task_runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (task_ids,))
+    locked = conn.execute("SELECT id, result FROM task_runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (task_ids,))
+    earlier: dict[str, Any] = dict(locked.fetchall())
     totals = conn.execute(
         """
         SELECT t.task_id, sum(t.ticks) FILTER (WHERE t.done), sum(t.ticks), bool_and(t.done), count(*),
@@ -129,7 +134,11 @@ def settle(conn: psycopg.Connection, task_ids: list[str]) -> list[TaskRun]:
     changed = []
     for task_id, done_ticks, all_ticks, complete, n_symbols, n_bangs in totals:
         if complete:
-            result = {"symbols": int(n_symbols), "ticks": int(all_ticks or 0), "bangs": int(n_bangs)}
+            result: dict[str, Any] = {"symbols": int(n_symbols), "ticks": int(all_ticks or 0), "bangs": int(n_bangs)}
+            before = earlier.get(task_id)
+            skipped = before.get("skipped") if isinstance(before, dict) else None
+            if skipped:
+                result["skipped"] = skipped
             run = tasks.set_state(conn, task_id, tasks.TaskState.finished, result=result)
         else:
             fraction = float(done_ticks or 0) / float(all_ticks) if all_ticks else 0.0

@@ -81,10 +81,11 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         ),
     )
     conn.commit()
+    committed_at = time.time()
     triggers.trigger(ctx.redis, ctx.keys, "bang", shard)
     invalidate(ctx, symbols)
     publish(ctx, ctx.keys.channel_updates, {
-        "kind": "update", "agent": AGENT, "shard": shard, "committed_at": time.time(),
+        "kind": "update", "agent": AGENT, "shard": shard, "committed_at": committed_at,
         "symbols": {
             sym: {"ts": iso(ts[r]), "price": float(price[r]), **_emas(emas[r]), "state": state_names[r]}
             for sym, r in zip(symbols, last_rows.tolist(), strict=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -19,15 +18,15 @@ def iso(ts_us: Any) -> str:
 
 
 def publish_prices(ctx: JobContext, shard: int, names: list[str], index: np.ndarray, ts: np.ndarray,
-                   price: np.ndarray) -> None:
-    """The newest price of each symbol of a commit."""
+                   price: np.ndarray, *, committed_at: float) -> None:
+    """The newest price of each symbol of a commit (``committed_at``: epoch seconds, taken right after it)."""
     if not len(index):
         return
     newest = np.full(len(names), -1, dtype=np.int64)
     order = np.lexsort((ts, index))  # by symbol, then ts: the last row of each symbol wins
     newest[index[order]] = order
     publish(ctx, ctx.keys.channel_updates, {
-        "kind": "update", "agent": "price", "shard": shard, "committed_at": time.time(),
+        "kind": "update", "agent": "price", "shard": shard, "committed_at": committed_at,
         "symbols": {names[i]: {"ts": iso(ts[r]), "price": float(price[r])}
                     for i, r in enumerate(newest.tolist()) if r >= 0},
     })

@@ -1,4 +1,4 @@
-"""Control jobs: the recovery sweep, ``recover`` and ``run_agent`` tasks.
+"""Control jobs: the recovery sweep, ``recover``, ``run_agent`` and ``cleanup`` tasks.
 
 The sweep is what makes the level-triggered design heal by itself: it finds every
 shard whose progress lags its inputs (a lost or failed job, a disabled-then-enabled
@@ -11,11 +11,14 @@ import time
 from typing import Any
 
 import psycopg
+from rq.registry import clean_registries
 
-from agentsys import flags, triggers
+from agentsys import defaults, flags, keys, tasks, triggers
 from agentsys import symbols as universe
 from agentsys.errors import InputError
 from agentsys.logging import get_logger
+from agentsys.models import ENDED_STATES
+from worker import recovery
 from worker.context import JobContext, current, task_job
 
 log = get_logger("worker.control")
@@ -74,16 +77,20 @@ def sweep(shard: int = 0) -> dict[str, Any]:
     ctx.redis.delete(ctx.keys.pending("sweep", shard))
     with ctx.connect_db() as conn:
         triggered = catch_up(ctx, conn, ["indicator", "bang"], None)
+        abandoned = recovery.requeue_abandoned_tasks(ctx.redis, conn, ctx.keys)
     if triggered:
         log.info("sweep triggered lagging shards", triggered=triggered,
                  duration_ms=round((time.perf_counter() - begin) * 1000, 3))
-    return {"triggered": triggered}
+    return {"triggered": triggered, "tasks": abandoned}
 
 
 def _recover(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
     agent = params.get("agent")
     agents = [agent] if agent else ["indicator", "bang"]
-    return {"triggered": catch_up(ctx, conn, agents, params.get("symbols"))}
+    done: dict[str, Any] = {"triggered": catch_up(ctx, conn, agents, params.get("symbols"))}
+    if not agent and params.get("symbols") is None:  # the whole-system sweep also reruns abandoned tasks
+        done["tasks"] = recovery.requeue_abandoned_tasks(ctx.redis, conn, ctx.keys)
+    return done
 
 
 def _run_agent(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -99,5 +106,37 @@ def _run_agent(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]
     return {"agent": agent, "shards": list(shards), "enqueued": len(enqueued)}
 
 
+CLEANUP_BATCH = 5000
+"""Rows deleted per transaction by the clean-up, so it never holds long locks."""
+
+
+def _cleanup(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Delete ended tasks older than ``older_than_days`` (with their targets and staged rows) and
+    let RQ drop expired entries from every queue's registries (results expire by their own TTL)."""
+    days = int(params.get("older_than_days") or defaults.TASK_HISTORY_DAYS)
+    ended = [s.value for s in ENDED_STATES]
+    conn.commit()  # the task's own 'started' row is committed; each batch below is its own transaction
+    deleted = staged = 0
+    while True:
+        row = conn.execute(
+            "WITH gone AS (DELETE FROM task_runs WHERE id IN (SELECT id FROM task_runs WHERE state = ANY(%s)"
+            "   AND COALESCE(ended_at, updated_at) < now() - make_interval(days => %s) LIMIT %s) RETURNING id),"
+            " st AS (DELETE FROM staged_prices WHERE task_id IN (SELECT id FROM gone) RETURNING 1)"
+            " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM st)",
+            (ended, days, CLEANUP_BATCH)).fetchone()
+        conn.commit()
+        rows, staged_now = (int(row[0]), int(row[1])) if row else (0, 0)
+        deleted, staged = deleted + rows, staged + staged_now
+        if rows < CLEANUP_BATCH:
+            break
+    cleaned = []
+    for name in keys.worker_queue_order(list(keys.QUEUES)):
+        clean_registries(tasks.queue(ctx.redis, name))
+        cleaned.append(name)
+    log.info("clean-up done", task_runs=deleted, staged_prices=staged, older_than_days=days)
+    return {"task_runs": deleted, "staged_prices": staged, "queues": cleaned, "older_than_days": days}
+
+
 recover = task_job(_recover)
 run_agent = task_job(_run_agent)
+cleanup = task_job(_cleanup)

@@ -1,0 +1,1 @@
+"""agentctl: agent-system's command line, a client of the orchestrator's HTTP API."""

@@ -1,0 +1,1 @@
+"""Repository scripts (not a library): ``python -m scripts.run.stack`` and friends."""

@@ -1,7 +1,7 @@
 """Gateway latency: from a bang job's commit to a WebSocket client, under a live 10,000-symbol universe.
 
 Setup: 10,000 synthetic symbols (10 shards) and 2 forking workers running the agents,
-downstream first, one of them ingesting (see QUEUES). ``backfill`` tasks seed the last
+downstream first (see QUEUES). ``backfill`` tasks seed the last
 WARM seconds of 1 s bars (the 55-period EMA needs 55 prices before a state, hence a
 bang, exists); then one ``pipeline`` tick task for the whole universe per second (bar =
 that wall-clock second) for LIVE_S seconds, and DRAIN_S more for the pipeline to catch
@@ -12,10 +12,10 @@ end of the drain is timed at every client.
 
 Clock, per bang event and per client: the client's ``time.time()`` when ``recv()`` hands
 it the message holding the event, minus the ``committed_at`` of the event's bang message
-on Redis Pub/Sub. The bang job takes that ``time.time()`` after ``COMMIT`` returned and
-after it invalidated its symbols' history cache (2 Redis commands per symbol), right
-before ``PUBLISH``. So the figure spans PUBLISH, Redis, the gateway (parse, filter, queue,
-send) and the client's event loop, and leaves out the invalidation between commit and stamp.
+on Redis Pub/Sub. The bang job takes that ``time.time()`` right after ``COMMIT`` returned,
+then invalidates its symbols' cached history (one script call) and publishes. So the
+figure spans the invalidation, PUBLISH, Redis, the gateway (parse, filter, queue, send)
+and the client's event loop.
 Events the gateway delivers from PostgreSQL instead (``"source": "db"``, no
 ``committed_at``: its reconcile read saw the commit before the Pub/Sub message came) are
 timed against the ``committed_at`` of their own Pub/Sub message, which a direct Redis
@@ -67,15 +67,12 @@ DRAIN_S = float(os.environ.get("BENCH_GATEWAY_DRAIN", 30))
 """Seconds after the last tick to let the pipeline catch up; bangs committed by then are measured."""
 GRACE_S = 3.0
 """Seconds to let the last messages arrive (the gateway's reconcile runs every second)."""
-QUEUES = ("bang,indicator,price,control", "bang,indicator,control")
-"""Each worker's queues, downstream first, and ingest (``price``) on one worker only.
+QUEUES = ("bang,indicator,price,control", "bang,indicator,price,control")
+"""Each worker's queues: the workers' default (``keys.WORKER_QUEUES``), downstream first.
 
-Why downstream first: RQ takes jobs in queue order, and a 10,000-symbol tick can cost the
-agents more than a second of work. In the default order (price first) the workers ingest
-tick after tick while the bang agent waits, and every bang of the live phase comes after
-it, in a few huge batches. Why one ingesting worker: two ingest jobs of consecutive ticks
-running at once may commit out of order, and the older tick is then refused (prices are
-append-only), failing its task.
+RQ takes jobs in queue order, and a 10,000-symbol tick can cost the agents more than a
+second of work: price first, the workers would ingest tick after tick while the bang agent
+waits, and the bangs of the live phase would all come after it, in a few huge batches.
 """
 TARGET_P99_MS = 50.0
 LOGS = Path(".bench/logs")

@@ -16,7 +16,7 @@ import pytest
 from agentsys import flags, tasks
 from tests.orchestrator.conftest import needs_pipeline
 from tests.support.pipeline import ALL_QUEUES, QuietWorker, drain
-from tests.worker.sources.fake_binance import FakeBinance, Reply, close_at
+from tests.worker.sources.fake_binance import FlakyBinance, close_at
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 SETTING_S = 5
@@ -32,19 +32,6 @@ def worker_env(stack, monkeypatch) -> None:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-class FlakyBinance(FakeBinance):
-    """The fake Binance, answering 503 for the market symbols in ``down``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down: set[str] = set()
-
-    def klines(self, path: str, params: dict[str, str]) -> tuple[Reply, Any]:
-        if params.get("symbol") in self.down:
-            return Reply(503), {"code": -1001, "msg": "Internal error; unable to process your request."}
-        return super().klines(path, params)
 
 
 @pytest.fixture

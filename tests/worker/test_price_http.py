@@ -12,20 +12,7 @@ from rq.serializers import JSONSerializer
 from agentsys import symbols, triggers
 from agentsys.symbols import SymbolSpec
 from tests.support.pipeline import drain
-from tests.worker.sources.fake_binance import FakeBinance, Reply
-
-
-class FlakyBinance(FakeBinance):
-    """The fake Binance, answering 503 for the market symbols in ``down``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down: set[str] = set()
-
-    def klines(self, path: str, params: dict[str, str]) -> tuple[Reply, Any]:
-        if params.get("symbol") in self.down:
-            return Reply(503), {"code": -1001, "msg": "Internal error."}
-        return super().klines(path, params)
+from tests.worker.sources.fake_binance import FlakyBinance
 
 
 @pytest.fixture

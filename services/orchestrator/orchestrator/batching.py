@@ -4,8 +4,9 @@ A request hands its submission to the process's :class:`SubmitBatcher` and await
 outcome. The batcher takes whatever is waiting, submits it all with
 :func:`agentsys.tasks.submit_many` on one pooled connection in one worker thread, and
 answers every request of the batch. There is no timer: a lone request goes at once, and
-while one batch is in flight the next one gathers, so batches grow with the load and the
-per-request cost shrinks (two round trips per batch instead of six per request).
+while batches are in flight (at most IN_FLIGHT) the next one gathers, so batches grow with
+the load and the per-request cost shrinks (two round trips per batch instead of six per
+request).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from agentsys.models import TaskRun
 
 MAX_BATCH = 256
 """Submissions per batch at most (bounds one INSERT and one pipeline)."""
+IN_FLIGHT = 2
+"""Batches submitting at once: one gathers (and packs in Python) while the other waits on
+PostgreSQL's commit and Redis, so neither wait leaves the process idle."""
 
 
 @dataclass
@@ -32,16 +36,20 @@ class SubmitBatcher:
     keys: Keys
     database: str
     _waiting: list[tuple[tasks.Submission, asyncio.Future[TaskRun]]] = field(default_factory=list)
-    _runner: asyncio.Task[None] | None = None
+    _runners: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def submit(self, submission: tasks.Submission) -> TaskRun:
-        future: asyncio.Future[TaskRun] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[TaskRun] = loop.create_future()
         self._waiting.append((submission, future))
-        if self._runner is None or self._runner.done() or self._runner.get_loop() is not future.get_loop():
-            self._runner = asyncio.create_task(self._drain(), name="orchestrator-submit-batcher")
+        self._runners = {t for t in self._runners if not t.done() and t.get_loop() is loop}
+        if len(self._runners) < IN_FLIGHT:
+            runner = asyncio.create_task(self._drain(), name="orchestrator-submit-batcher")
+            self._runners.add(runner)
         return await future
 
     async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the requests that arrived together join this batch
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:

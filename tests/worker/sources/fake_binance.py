@@ -122,3 +122,16 @@ class FakeBinance:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class FlakyBinance(FakeBinance):
+    """The fake Binance, answering 503 for the market symbols in ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def klines(self, path: str, params: dict[str, str]) -> tuple[Reply, Any]:
+        if params.get("symbol") in self.down:
+            return Reply(503), {"code": -1001, "msg": "Internal error; unable to process your request."}
+        return super().klines(path, params)

@@ -3,9 +3,10 @@
 Setup: 10,000 synthetic symbols (10 shards) and 2 forking workers running the agents,
 downstream first (see QUEUES). ``backfill`` tasks seed the last
 WARM seconds of 1 s bars (the 55-period EMA needs 55 prices before a state, hence a
-bang, exists); then one ``pipeline`` tick task for the whole universe per second (bar =
-that wall-clock second) for LIVE_S seconds, and DRAIN_S more for the pipeline to catch
-up. The gateway (``agent-gateway``, production defaults) runs as a subprocess, and 100
+bang, exists); then the universe ticks once per second for LIVE_S seconds as a deployment's
+does (the scheduler's ``universe-tick``: a ``run_agent`` task for the price agent, which
+brings every symbol up to the latest one-second bar), and DRAIN_S more seconds at most
+let the pipeline catch up. The gateway (``agent-gateway``, production defaults) runs as a subprocess, and 100
 WebSocket clients (asyncio, ``websockets``) in a second one, each subscribed to every
 bang and to the price and indicator updates of 5 symbols. Every bang committed by the
 end of the drain is timed at every client.
@@ -215,7 +216,9 @@ def _seed(redis: Redis, url: str, prefix: str, names: list[str]) -> int:
 
 
 def _tick(redis: Redis, url: str, prefix: str, first: int) -> tuple[list[str], float]:
-    """One pipeline task per second for LIVE_S seconds, bar = the wall-clock second; returns ids and start."""
+    """The universe tick of a deployment, once per second for LIVE_S seconds: a ``run_agent``
+    task for the price agent on every shard (what the scheduler's ``universe-tick`` submits),
+    which brings every symbol up to the latest one-second bar; returns ids and start."""
     ids = []
     with psycopg.connect(url) as conn:
         began = time.time()
@@ -223,8 +226,7 @@ def _tick(redis: Redis, url: str, prefix: str, first: int) -> tuple[list[str], f
             delay = first + k + 0.02 - time.time()
             if delay > 0:
                 time.sleep(delay)
-            run = tasks.submit(redis, conn, Keys(prefix), type="pipeline", params={"symbols": None,
-                                                                                   "ts": _us(first + k)})
+            run = tasks.submit(redis, conn, Keys(prefix), type="run_agent", params={"agent": "price"})
             ids.append(run.id)
     return ids, began
 
@@ -259,13 +261,16 @@ def _latencies(received: dict[str, Any], live: set[int], commit_at: dict[int, fl
             "fanout_spread_ms": [(last[m] - first[m]) * 1000 for m in first]}
 
 
-def _drain(conn: psycopg.Connection, ids: list[str]) -> list[TaskRun]:
-    """The tick tasks once all have ended, or as they are DRAIN_S seconds after the last tick."""
+def _drain(conn: psycopg.Connection, ids: list[str], last_bar: int) -> tuple[list[TaskRun], int]:
+    """Wait until the bang agent has covered ``last_bar`` for every symbol, at most DRAIN_S
+    seconds; returns the tick tasks and how many symbols were still behind."""
     deadline = time.monotonic() + DRAIN_S
     while True:
-        runs = [tasks.get(conn, i) for i in ids]
-        if all(r.ended for r in runs) or time.monotonic() > deadline:
-            return runs
+        behind = int(conn.execute(
+            "SELECT count(*) FROM symbols s LEFT JOIN progress g ON g.agent = 'bang' AND g.symbol = s.symbol"
+            " WHERE g.last_ts IS NULL OR g.last_ts < to_timestamp(%s)", (last_bar,)).fetchone()[0])
+        if not behind or time.monotonic() > deadline:
+            return [tasks.get(conn, i) for i in ids], behind
         time.sleep(0.2)
 
 
@@ -333,9 +338,10 @@ def measure(s: common.Servers) -> dict[str, Any]:
                     Commits(s.redis_url, Keys(name).channel_bangs).running() as commits:
                 pids = (gw.pid, cl.pid, s.pg_pid, s.redis_pid)
                 cpu0 = (group.cpu(), *map(common.cpu_seconds, pids))
-                ids, began = _tick(redis, url, name, max(last + 1, int(time.time()) + 1))
+                start = max(last + 1, int(time.time()) + 1)
+                ids, began = _tick(redis, url, name, start)
                 with psycopg.connect(url, autocommit=True) as conn:
-                    runs = _drain(conn, ids)
+                    runs, behind = _drain(conn, ids, start + LIVE_S - 2)
                     inserted: dict[int, float] = dict(conn.execute(
                         "SELECT id, extract(epoch FROM created_at)::float8 FROM bang_events WHERE id > %s",
                         (floor,)).fetchall())
@@ -353,7 +359,7 @@ def measure(s: common.Servers) -> dict[str, Any]:
         **found, "bangs": len(live),
         "messages": len({commits.message_of[i] for i in live if i in commits.message_of}), "ticks": len(ids),
         "failed": [f"{r.state.value}: {(r.error or '')[:200]}" for r in runs if r.ended and r.state != "finished"],
-        "unfinished": sum(not r.ended for r in runs), "redis_ms": commits.redis_ms,
+        "unfinished": sum(not r.ended for r in runs), "behind": behind, "redis_ms": commits.redis_ms,
         "stamp_after_insert_ms": [(commits.at[i] - at) * 1000 for i, at in inserted.items() if i in commits.at],
         "task_s": [(r.ended_at - r.created_at).total_seconds() for r in runs if r.state == "finished" and r.ended_at],
         "loop_lag": received["loop_lag_ms"], "clients": len(received["clients"]),
@@ -380,6 +386,7 @@ def main() -> None:
     extra = {
         "bangs": run["bangs"], "bang_messages": run["messages"], "samples": len(samples), "clients": run["clients"],
         "ticks": run["ticks"], "tick_tasks_failed": len(run["failed"]), "tick_tasks_unfinished": run["unfinished"],
+        "symbols_behind_at_cutoff": run["behind"],
         "missing": run["missing"], "from_db": run["from_db"], "untimed": run["untimed"],
         "negative": sum(v < 0 for v in samples), "clients_closed": run["closed"], "max_ms": _ms(samples, 100),
         "per_message_p50_ms": _ms(run["per_message"], 50), "per_message_p99_ms": _ms(run["per_message"], 99),
@@ -397,8 +404,8 @@ def main() -> None:
     }
     print(f"    {run['bangs']} bangs in {run['messages']} messages over {run['ticks']} ticks, {len(samples):,} samples;"
           f" missing {run['missing']}, via db {run['from_db']}, closed clients {len(run['closed'])}", flush=True)
-    print(f"    tick tasks unfinished {DRAIN_S:g}s after the last tick: {run['unfinished']}/{run['ticks']};"
-          f" finished ones, submit to finished: p50 {extra['tick_task_p50_s']}s max {extra['tick_task_max_s']}s;"
+    print(f"    {DRAIN_S:g}s after the last tick: symbols behind its bar {run['behind']}/{SYMBOLS}, tick tasks"
+          f" unfinished {run['unfinished']}/{run['ticks']}; tick task run time p50 {extra['tick_task_p50_s']}s;"
           f" job ms p50 {extra['job_ms_p50']}; symbol-ticks per bang job p50 "
           f"{extra['symbol_ticks_per_bang_job_p50']:.0f}", flush=True)
     print(f"    per message: commit to first client p50 {extra['first_client_p50_ms']} ms"

@@ -8,8 +8,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from rq import Worker
 
-from tests.support import procs
+from tests.support import procs, wait
 from tests.support.procs import VENV_BIN
 
 
@@ -70,6 +71,8 @@ def test_replay_without_workers_runs_its_own_and_twice_changes_nothing(stack, ag
 def test_replay_uses_running_workers(stack, agentctl_ready):
     worker = procs.agent_worker(stack.env, stack.tmp / "w.log", name="running-1")
     try:
+        wait.until(lambda: any(w.name == "running-1" for w in Worker.all(connection=stack.redis)), timeout=30,
+                   what="the running worker to register")  # else agentctl rightly starts its own
         out = _agentctl(stack, "replay", _csv(stack.tmp / "b.csv"), "--json")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["workers"] == "running"

@@ -7,6 +7,7 @@ hundreds of milliseconds, so the ~17 ms fork is cheap. Usable straight from RQ's
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -106,7 +107,6 @@ class AgentWorkerMixin(BaseWorker):
                     log.warning("job put back on its queue: Redis went away before it started", job_id=job.id)
         finally:
             self.last_job_ms = round((time.perf_counter() - started) * 1000, 3)
-            self._published = 0.0  # publish the new counters at the next beat
 
     def prepare_execution(self, job: Job) -> Any:
         self._execution = super().prepare_execution(job)
@@ -185,13 +185,25 @@ class AgentWorkerMixin(BaseWorker):
             log.warning("heartbeat publish failed", error=str(error))
 
     def stats(self) -> dict[str, Any]:
-        """What a heartbeat carries: the worker's own and its job processes' resources."""
+        """What a heartbeat carries: the worker's own and its job processes' resources.
+
+        The job process is the horse RQ forked (no scan of /proc for children: that cost
+        milliseconds per beat); job processes already reaped count through the worker's
+        ``children_*`` CPU times.
+        """
         rss, cpu = 0, 0.0
-        for proc in [self._process, *self._process.children(recursive=True)]:
+        procs = [self._process]
+        horse = getattr(self, "horse_pid", 0)
+        if horse:
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(horse))
+        for proc in procs:
             try:
                 rss += proc.memory_info().rss
                 times = proc.cpu_times()
                 cpu += times.user + times.system
+                if proc is self._process:
+                    cpu += times.children_user + times.children_system
             except psutil.Error:
                 continue
         return {

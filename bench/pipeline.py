@@ -23,7 +23,7 @@ from bench import common
 
 SYMBOLS = int(os.environ.get("BENCH_SYMBOLS", 10_000))
 TICKS = int(os.environ.get("BENCH_TICKS", 200))
-NAIVE_SYMBOLS = int(os.environ.get("BENCH_NAIVE_SYMBOLS", 40))
+NAIVE_SYMBOLS = int(os.environ.get("BENCH_NAIVE_SYMBOLS", 10))
 NAIVE_TICKS = int(os.environ.get("BENCH_NAIVE_TICKS", 100))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
 STEP_S = 60

@@ -60,7 +60,8 @@ def test_sigkilled_workers_lose_and_double_nothing(pipeline_runs):
     w = kill_workload(rate)
     print(f"workload: {w.describe()}; throughput {rate:,.0f} symbol-ticks/s ({source})", flush=True)
     clean = pipeline_runs.clean_run(w)
-    interval = min(4.0, max(1.0, clean.seconds / (2 * MIN_KILLS)))
+    # about three kills per MIN_KILLS share of the clean run's time: the faulted run lasts longer
+    interval = min(4.0, max(0.3, clean.seconds / (3 * MIN_KILLS)))
     url = pipeline_runs.clone(w)
     redis_url, redis = pipeline_runs.redis()
     prefix = f"kill_{uuid.uuid4().hex[:8]}"

@@ -24,16 +24,23 @@ Prints the figures and writes them to .bench/soak.json; exits 1 when a check fai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import psycopg
 from redis import Redis
@@ -65,6 +72,59 @@ def _rss(pid: int | None) -> int:
         return psutil.Process(pid).memory_info().rss if pid else 0
     except psutil.Error:
         return 0
+
+
+APPS = {"orchestrator": ["agent-orchestrator", "--port", "{port}"], "gateway": ["agent-gateway", "--port", "{port}"],
+        "scheduler": ["agent-scheduler", "--no-defaults"]}
+"""The other long-running programs of a deployment, run beside the workers so their memory is watched too
+(the scheduler without its default schedules: they would add load of their own)."""
+
+
+@contextlib.contextmanager
+def apps(env: dict[str, str], log_dir: Path) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str | None]]]:
+    """Start the orchestrator, gateway and scheduler; yields name -> (process, base URL or None)."""
+    started: dict[str, tuple[subprocess.Popen[bytes], str | None]] = {}
+    extra = {"API_TOKEN": secrets.token_hex(16)}
+    try:
+        for name, argv in APPS.items():
+            port = _free_port() if "{port}" in argv else None
+            args = [str(common.VENV_BIN / argv[0]), *(a.replace("{port}", str(port)) for a in argv[1:])]
+            with open(log_dir / f"{name}.log", "ab") as out:
+                proc = subprocess.Popen(args, env={**os.environ, **env, **extra}, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            if name == "orchestrator":
+                extra["ORCHESTRATOR_URL"] = f"http://127.0.0.1:{port}"  # the gateway's /api proxy
+            started[name] = (proc, f"http://127.0.0.1:{port}" if port else None)
+        deadline = time.monotonic() + 30
+        for name, (proc, url) in started.items():
+            while url and time.monotonic() < deadline and not _answers(f"{url}/healthz"):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited at start (see {log_dir / (name + '.log')})")
+                time.sleep(0.1)
+        yield started
+    finally:
+        for proc, _ in started.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in started.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 PG_LONG_LIVED = ("checkpointer", "background writer", "walwriter", "autovacuum launcher",
@@ -201,7 +261,8 @@ def main() -> int:
                    "LOG_FORMAT": "json", "PYTHONPATH": str(Path.cwd())}
             ids: list[str] = []
             samples: list[dict[str, Any]] = []
-            with common.workers(n_workers, env, Path(".bench/logs") / name) as group, \
+            log_dir = Path(".bench/logs") / name
+            with common.workers(n_workers, env, log_dir) as group, apps(env, log_dir) as programs, \
                     psycopg.connect(url) as conn:
                 # the maximum, measured here and now: CALIBRATION_BARS per symbol as fast as the workers go
                 max_rate = calibrate(redis, conn, Keys(name), shards)
@@ -231,12 +292,17 @@ def main() -> int:
                         k += 1
                     if now >= next_sample:
                         row = sample(redis, conn, group, s, ids)
+                        for app, (proc, base) in programs.items():  # their memory, while they serve
+                            if base:
+                                _answers(f"{base}/metrics" if app == "orchestrator" else f"{base}/healthz")
+                            row[f"{app}_rss"] = _rss(proc.pid)
                         row["elapsed"] = round(now - began, 1)
                         samples.append(row)
                         print(f"  {row['elapsed']:>6.0f}s depth {row['depth']:>3} tasks {row['tasks']} "
                               f"redis {row['redis_used'] / 2**20:.1f}MB (own {row['redis_own'] / 2**20:.1f}) "
                               f"pg {row['postgres_anon'] / 2**20:.0f}MB workers "
-                              + " ".join(f"{row[f'worker{i}_rss'] / 2**20:.0f}" for i in range(n_workers)),
+                              + " ".join(f"{row[f'worker{i}_rss'] / 2**20:.0f}" for i in range(n_workers))
+                              + " " + " ".join(f"{app} {row[f'{app}_rss'] / 2**20:.0f}" for app in APPS),
                               flush=True)
                         next_sample += interval
                     time.sleep(min(0.05, max(0.0, min(began + k * cycle, next_sample) - time.monotonic())))
@@ -263,7 +329,7 @@ def main() -> int:
     depth_last = statistics.mean(r["depth"] for r in steady[-third:]) if steady else 0
     memory = {f: flatness(steady, f) for f in
               [*(f"worker{i}_rss" for i in range(n_workers)), *(f"worker{i}_peak" for i in range(n_workers)),
-               "postgres_anon", "postgres_backend_anon", "redis_own"]}
+               "postgres_anon", "postgres_backend_anon", "redis_own", *(f"{app}_rss" for app in APPS)]}
     raw_redis = {f: flatness(steady, f) for f in ("redis_used", "redis_rss", "redis_retained")}
     checks = {
         "memory_flat": all(m["ok"] for m in memory.values()),

@@ -103,7 +103,7 @@ def curl_post(url: str, body: bytes, content_type: str) -> tuple[int, Any]:
     try:
         return int(code), json.loads(text or "null")
     except ValueError:
-        return int(code or 0), text[:300] or out.stderr.decode()[:300]
+        return int(code or 0), text[:300] or out.stderr.decode().strip()[:300]
 
 
 class WsListener(threading.Thread):

@@ -1,5 +1,6 @@
 """Process-mode figures: time from ``make run`` to the first bang (cold and warm), RSS of every
-program at idle, and a worker's start-up time (burst start on an empty queue).
+program at idle, a worker's start-up time (burst start on an empty queue), and the compose
+test's CSV replay end to end (to compare process mode with containers).
 
 ``make measure`` (or ``python -m scripts.run.measure``). It runs its own stack in a temporary
 run folder on free ports (its own Redis and PostgreSQL), so it touches nothing else.
@@ -107,6 +108,26 @@ def _burst_start(env: dict[str, str], args: list[str], runs: int = 3) -> float:
     return statistics.median(times)
 
 
+def _replay(api: str, env_file: Path, runs: int = 3) -> list[float]:
+    """The compose test's replay check against this stack: end-to-end seconds of each run."""
+    token = next(line.split("=", 1)[1].strip() for line in env_file.read_text().splitlines()
+                 if line.startswith("API_TOKEN="))
+    deadline = time.monotonic() + 60
+    while subprocess.run(["curl", "-sf", "-o", "/dev/null", f"{api}/readyz"], check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the orchestrator at {api} is not ready")
+        time.sleep(0.2)
+    times = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts/compose/replay_check.py"), "--api", api],
+                              env={**os.environ, "API_TOKEN": token}, capture_output=True, text=True, timeout=300)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if result.get("replay") != "pass":
+            raise RuntimeError(f"replay check failed: {result.get('replay')}")
+        times.append(float(result["replay_seconds"]))
+    return times
+
+
 def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="agentsys-measure-"))
     folder.chmod(0o755)
@@ -148,6 +169,10 @@ def main() -> int:
                     figures["rq_cli_burst_start_s"] = round(rqs, 2)
                     print(f"worker start-up (burst, empty queue, median of 3): agent-worker {ours:.2f}s,"
                           f" rq worker -w worker.app.AgentWorker {rqs:.2f}s")
+                if phase == "warm":
+                    figures["replay_s"] = _replay(f"http://127.0.0.1:{api_port}", folder / ".env")
+                    print(f"replay of 100 symbols x 500 bars through POST /tasks/replay (the compose test's):"
+                          f" {figures['replay_s']} s")
                 with psycopg.connect(url) as conn:
                     row = conn.execute("SELECT extract(epoch FROM max(ts)) FROM prices").fetchone()
                     newest = float(row[0]) if row and row[0] is not None else None

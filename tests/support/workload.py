@@ -22,6 +22,7 @@ from agentsys.keys import Keys
 from agentsys.sources import synthetic
 from agentsys.symbols import SymbolSpec
 from bench.common import last_recorded
+from tests.support import wait
 from tests.support.pipeline import EPOCH_US
 from worker.agents import bulk
 
@@ -107,18 +108,16 @@ class Workload:
 
 def wait_finished(url: str, ids: list[str], *, timeout: float) -> float:
     """Wait until every task has ended; fail unless all finished. Returns the monotonic end time."""
-    deadline = time.monotonic() + timeout
+    ended = {"finished", "failed", "canceled", "stopped"}
     with psycopg.connect(url, autocommit=True) as conn:
-        while True:
-            rows = conn.execute("SELECT state, count(*) FROM task_runs WHERE id = ANY(%s) GROUP BY state",
-                                (ids,)).fetchall()
-            states = dict(rows)
-            if sum(states.values()) == len(ids) and set(states) <= {"finished", "failed", "canceled", "stopped"}:
-                assert states == {"finished": len(ids)}, f"tasks ended badly: {states}"
-                return time.monotonic()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"tasks not finished after {timeout:g}s: {states}")
-            time.sleep(0.2)
+        def states() -> dict[str, int]:
+            return dict(conn.execute("SELECT state, count(*) FROM task_runs WHERE id = ANY(%s) GROUP BY state",
+                                     (ids,)).fetchall())
+
+        found = wait.until(lambda: (got := states()) and sum(got.values()) == len(ids) and set(got) <= ended
+                           and got, timeout=timeout, interval=0.2, what=f"{len(ids)} tasks to end")
+    assert found == {"finished": len(ids)}, f"tasks ended badly: {found}"
+    return time.monotonic()
 
 
 FINGERPRINTS = {

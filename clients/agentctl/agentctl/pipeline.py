@@ -161,27 +161,24 @@ INDICATOR_FIELDS = ("symbol", "ts", "price", "ema_fast", "ema_mid", "ema_slow", 
 EVENT_FIELDS = ("symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid", "ema_slow")
 
 
-def _rows(query: str, params: tuple[Any, ...], fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    settings = load(CommonSettings)
-    _, conn = _connect(settings)
+def _rows(query: str, params: tuple[Any, ...], fields: tuple[str, ...], *, symbol: str | None = None
+          ) -> list[dict[str, Any]]:
+    """The query's rows as dicts; with ``symbol``, no rows for a symbol not in the universe is an
+    error, not an empty answer (checked on the same connection)."""
+    if symbol is not None and not SYMBOL_RE.match(symbol):
+        raise CommandError(f"bad symbol {symbol!r}: expected {SYMBOL_RE.pattern}", EXIT_USAGE)
+    redis, conn = _connect(load(CommonSettings))
+    redis.close()
     with conn:
         out = []
         for row in conn.execute(query, params).fetchall():  # type: ignore[arg-type]
             item = dict(zip(fields, row, strict=True))
             item["ts"] = _iso(item["ts"])
             out.append(item)
+        if not out and symbol is not None and \
+                conn.execute("SELECT 1 FROM symbols WHERE symbol = %s", (symbol,)).fetchone() is None:
+            raise CommandError(f"unknown symbol {symbol!r}: not in the universe", EXIT_NOT_FOUND)
     return out
-
-
-def _known_symbol(symbol: str) -> None:
-    """A symbol that is not in the universe is an error, not an empty answer."""
-    if not SYMBOL_RE.match(symbol):
-        raise CommandError(f"bad symbol {symbol!r}: expected {SYMBOL_RE.pattern}", EXIT_USAGE)
-    _, conn = _connect(load(CommonSettings))
-    with conn:
-        known = conn.execute("SELECT 1 FROM symbols WHERE symbol = %s", (symbol,)).fetchone()
-    if known is None:
-        raise CommandError(f"unknown symbol {symbol!r}: not in the universe", EXIT_NOT_FOUND)
 
 
 def _iso(ts: datetime) -> str:
@@ -195,18 +192,14 @@ def run_indicators(args: argparse.Namespace) -> int:
         "SELECT * FROM (SELECT p.symbol, p.ts, p.price, i.ema_fast, i.ema_mid, i.ema_slow, i.state"
         " FROM prices p LEFT JOIN indicators i USING (symbol, ts) WHERE p.symbol = %s"
         f" ORDER BY p.ts DESC {limit}) newest ORDER BY ts",
-        params, INDICATOR_FIELDS)
-    if not rows:
-        _known_symbol(args.symbol)
+        params, INDICATOR_FIELDS, symbol=args.symbol)
     return _print(rows, args.json, INDICATOR_FIELDS, empty=f"no ticks stored for {args.symbol}")
 
 
 def run_events(args: argparse.Namespace) -> int:
     where, params = ("WHERE symbol = %s", (args.symbol,)) if args.symbol else ("", ())
-    if args.symbol:
-        _known_symbol(args.symbol)
     rows = _rows(f"SELECT {', '.join(EVENT_FIELDS)} FROM bang_events {where} ORDER BY ts DESC, id DESC LIMIT %s",
-                 (*params, args.limit), EVENT_FIELDS)
+                 (*params, args.limit), EVENT_FIELDS, symbol=args.symbol)
     return _print(rows, args.json, EVENT_FIELDS, empty="no bangs")
 
 

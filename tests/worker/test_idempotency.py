@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import numpy as np
+import psycopg
 
-from agentsys import symbols
+from agentsys import keys, symbols, tasks
+from agentsys.models import TaskState
 from agentsys.symbols import SymbolSpec
 from postgres_service import cluster
+from tests.support import wait
 from tests.support.pipeline import drain, drain_shuffled_twice, rows, snapshot, submit_rows
 from tests.support.servers import with_database
+from worker.agents.base import LOCK_CLASS
+from worker.jobs import ingest
 
 
 def _workload(stack) -> None:
@@ -52,3 +58,48 @@ def test_every_job_twice_in_shuffled_order_equals_a_clean_run(stack, servers, mo
     for table in clean:
         assert messy[table] == clean[table], table
     assert [t[1] for t in clean["tasks"]] == ["finished"] * 2
+
+
+def test_a_second_delivery_running_beside_the_first_ingest_waits_and_repeats(stack):
+    """Two copies of one ingest at once: the later waits for the earlier's commit, then only repeats.
+
+    Without that, the later could read "no targets yet" before the earlier commits and an
+    emptied stage after, and finish the task with nothing in it while its agents still run.
+    """
+    series = {f"D{i}": 100 + np.arange(60, dtype=np.float64) for i in range(4)}
+    with stack.db() as conn:
+        symbols.add_symbols(conn, [SymbolSpec(symbol=s, source="csv") for s in series], shard_size=4)
+    task = submit_rows(stack, rows(series))
+    stack.redis.delete(*(f"rq:queue:{q}" for q in keys.ALL_QUEUES))  # the copies below are the only deliveries
+    outcomes: dict[str, dict] = {}
+
+    def deliver(name: str) -> None:
+        outcomes[name] = ingest.run(task.id)
+
+    with psycopg.connect(stack.database_url, autocommit=True) as blocker:
+        blocker.execute("SELECT pg_advisory_lock(%s, 0)", (LOCK_CLASS["price"],))  # the first copy stops mid-ingest
+
+        def waiting() -> int:
+            return blocker.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                   " AND wait_event_type = 'Lock'").fetchone()[0]
+
+        first = threading.Thread(target=deliver, args=("first",))
+        first.start()
+        wait.until(lambda: waiting() == 1, timeout=20, what="the first copy to hold the task and wait")
+        second = threading.Thread(target=deliver, args=("second",))
+        second.start()
+        wait.until(lambda: waiting() == 2, timeout=20, what="the second copy to wait")
+        blocker.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_CLASS["price"],))
+        for thread in (first, second):
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+    assert outcomes["first"]["inserted"] == 4 * 60
+    assert outcomes["second"].get("repeat") is True, outcomes["second"]
+    with stack.db() as conn:
+        assert tasks.get(conn, task.id).state == TaskState.started  # the agents have not run yet
+    drain(stack)
+    with stack.db() as conn:
+        done = tasks.get(conn, task.id)
+        bangs = conn.execute("SELECT count(*) FROM bang_events").fetchone()[0]
+    assert done.state == TaskState.finished
+    assert done.result == {"symbols": 4, "ticks": 4 * 60, "bangs": bangs}

@@ -81,6 +81,9 @@ def _run(ctx: JobContext, task_id: str) -> dict[str, Any]:
 
 def ingest(ctx: JobContext, conn: psycopg.Connection, kind: str, task_id: str, params: dict[str, Any]
            ) -> dict[str, Any]:
+    # Two deliveries of one task's job may run at once: the task row lock makes the later
+    # wait for the earlier to commit, so it sees the targets (and not an emptied stage).
+    conn.execute("SELECT 1 FROM task_runs WHERE id = %s FOR UPDATE", (task_id,))
     if conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s LIMIT 1", (task_id,)).fetchone():
         # a second delivery of a job that already committed: just make sure the agents run
         shards = universe.shards_of(conn, [r[0] for r in conn.execute(

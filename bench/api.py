@@ -2,7 +2,9 @@
 
 The orchestrator runs as one ``agent-orchestrator`` (uvicorn) process, as deployed; the
 load comes from a second process (this module run as ``python -m bench.api client SPEC``)
-so the client's CPU is never counted as the server's. Open-loop latencies are measured
+so the client's CPU is never counted as the server's, and throughput runs send through the lean
+client of :mod:`bench.loadgen`, so the client takes little of the CPU the server needs on this
+2-core machine (with httpx the client cost as much as the server). Open-loop latencies are measured
 from each request's scheduled send time, so a slow server cannot hide its queueing
 (coordinated omission).
 """
@@ -17,7 +19,6 @@ import os
 import secrets
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ from redis import Redis
 from agentsys import defaults, keys, symbols, task_params, tasks
 from agentsys.keys import Keys
 from agentsys.symbols import SymbolSpec
-from bench import common
+from bench import common, loadgen
 
 REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", 1500))
 """Requests per closed-loop throughput run."""
@@ -98,40 +99,42 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def _client(spec: dict[str, Any], tls: ssl.SSLContext) -> httpx.AsyncClient:
-    """A one-connection client: httpx's pool costs CPU per request that grows with its size (encode/httpx#3215),
-    so each lane gets its own client; one TLS context for all (building one costs ~25 ms, even for http)."""
-    return httpx.AsyncClient(base_url=spec["url"], headers=spec["headers"], timeout=60, verify=tls,
-                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+async def _lanes(spec: dict[str, Any], n: int) -> tuple[list[loadgen.Lane], bytes]:
+    """``n`` connections and the request they send (see bench.loadgen: the client must cost far less than the
+    server it loads)."""
+    lanes = [await loadgen.connect(spec["url"]) for _ in range(n)]
+    return lanes, loadgen.request_bytes(spec["url"], spec["method"], spec["path"], spec["headers"], spec.get("json"))
 
 
 async def _closed(spec: dict[str, Any]) -> dict[str, Any]:
     """A fixed count of requests, ``concurrency`` in flight: throughput."""
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
-    tls = ssl.create_default_context()
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(_client(spec, tls)) for _ in range(spec["concurrency"])]
+    lanes, raw = await _lanes(spec, spec["concurrency"])
 
-        async def run(count: int, record: bool) -> None:
-            left = count
+    async def run(count: int, record: bool) -> None:
+        left = count
 
-            async def lane(client: httpx.AsyncClient) -> None:
-                nonlocal left
-                while left > 0:
-                    left -= 1
-                    began = time.perf_counter()
-                    r = await client.request(spec["method"], spec["path"], json=spec.get("json"))
-                    if record:
-                        latencies.append(time.perf_counter() - began)
-                        statuses[r.status_code] += 1
+        async def lane(conn: loadgen.Lane) -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                began = time.perf_counter()
+                status = await conn.send(raw)
+                if record:
+                    latencies.append(time.perf_counter() - began)
+                    statuses[status] += 1
 
-            await asyncio.gather(*(lane(c) for c in clients))
+        await asyncio.gather(*(lane(c) for c in lanes))
 
+    try:
         await run(spec["warmup"], False)
         began = time.perf_counter()
         await run(spec["count"], True)
         elapsed = time.perf_counter() - began
+    finally:
+        for conn in lanes:
+            conn.close()
     return {"elapsed": elapsed, "statuses": statuses, "latencies_ms": [x * 1000 for x in latencies]}
 
 
@@ -140,23 +143,23 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     late = 0.0
-    tls = ssl.create_default_context()
-    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(spec["connections"]):
-            idle.put_nowait(await stack.enter_async_context(_client(spec, tls)))
+    lanes, raw = await _lanes(spec, spec["connections"])
+    idle: asyncio.Queue[loadgen.Lane] = asyncio.Queue()
+    for conn in lanes:
+        idle.put_nowait(conn)
 
-        async def one(at: float | None) -> None:
-            client = await idle.get()
-            try:
-                r = await client.request(spec["method"], spec["path"], json=spec.get("json"))
-            finally:
-                idle.put_nowait(client)
-            if at is not None:
-                latencies.append(time.perf_counter() - at)
-                statuses[r.status_code] += 1
+    async def one(at: float | None) -> None:
+        conn = await idle.get()
+        try:
+            status = await conn.send(raw)
+        finally:
+            idle.put_nowait(conn)
+        if at is not None:
+            latencies.append(time.perf_counter() - at)
+            statuses[status] += 1
 
-        await asyncio.gather(*(one(None) for _ in range(2 * spec["connections"])))  # connect before the clock
+    try:
+        await asyncio.gather(*(one(None) for _ in range(2 * spec["connections"])))  # warm before the clock
         n = int(spec["rate"] * spec["seconds"])
         t0 = time.perf_counter() + 0.05
         pending = []
@@ -169,6 +172,9 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             pending.append(asyncio.create_task(one(at)))
         await asyncio.gather(*pending)
         elapsed = time.perf_counter() - t0
+    finally:
+        for conn in lanes:
+            conn.close()
     return {"elapsed": elapsed, "statuses": statuses, "late_ms": late * 1000,
             "latencies_ms": [x * 1000 for x in latencies]}
 
@@ -206,9 +212,6 @@ def client_main(raw: str) -> None:
     """Entry point of the load process: run one spec, print its result as JSON."""
     import uvloop
 
-    # httpcore tries ``import sniffio`` for every lock it makes; sniffio is not installed (anyio 4 dropped it),
-    # so each failed import walks sys.path, about 0.4 ms of client CPU per request. Fail it at once instead.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
     spec = json.loads(raw)
     if spec["mode"] == "serial":
         result = _serial(spec)

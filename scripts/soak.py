@@ -4,10 +4,10 @@ throughput, on real ``agent-worker`` processes and servers of its own (``make so
 Load: SOAK_SYMBOLS synthetic symbols in shards of 1000 (the benchmark's shape); every
 SOAK_CYCLE_S seconds one ``backfill`` task per shard brings the next bars (60 s bars of
 synthetic time), sized so the universe produces SOAK_RATE symbol-ticks per second. By default
-that is 50% of the maximum measured at the start on the same servers and SOAK_WORKERS (2)
-workers (a calibration run of 200 bars per symbol, the benchmark's job shape, as fast as they
-go), since this machine's load varies; ``pipeline.ticks_per_s.workers2`` of .bench/results.jsonl
-is printed beside it.
+that is 50% of the maximum sustained at the start on the same servers and SOAK_WORKERS (2)
+workers, with the apps running (SOAK_CALIBRATION_S, default 90, of back-to-back rounds of 200
+bars per symbol, the benchmark's job shape, as fast as they go), since this machine's load varies;
+``pipeline.ticks_per_s.workers2`` of .bench/results.jsonl is printed beside it.
 
 Checks, after a warm-up (the first 20% of the run, at least 30 s):
 - memory of every long-lived process is flat: the median of the last quarter of samples is
@@ -16,9 +16,12 @@ Checks, after a warm-up (the first 20% of the run, at least 30 s):
   private memory (RSS less shared pages: shared buffers are a fixed cache), Redis). The
   largest client backend is printed but not checked: each job opens its own connection
   (fork per job), so that figure is whichever job's backend is biggest at the sample, not
-  one process that could grow. Redis also keeps RQ's records of finished jobs for their TTL
-  (an hour for tasks): its check subtracts what those records take (``MEMORY USAGE`` of every
-  ``rq:job:*`` / ``rq:results:*`` key), and the raw figure is printed too;
+  one process that could grow. Redis is checked on what never expires: ``MEMORY USAGE`` of every
+  key with no TTL, RQ's registries aside (their entries go with their jobs). What expires by
+  itself (RQ's records of finished jobs, kept an hour for tasks, so growing through a ten-minute
+  soak; caches) is bounded by its TTL, and Redis's used memory tracks it with its own overhead
+  (dict tables, stream nodes) on top; that raw figure and the keyspace by key family, first and
+  last, are in the report;
 - queue depths are bounded (at most two cycles of jobs waiting) and do not grow;
 - no job fails and every task finishes.
 
@@ -165,27 +168,48 @@ def _postgres(pid: int | None) -> tuple[int, int]:
     return own, backend
 
 
-def _retained(redis: Redis) -> int:
-    """Bytes Redis spends on RQ's records of jobs (kept for their TTL after the job ended)."""
-    total = 0
-    for pattern in ("rq:job:*", "rq:results:*"):
-        batch: list[bytes] = []
-        for key in redis.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) == 500:
-                total += _usage(redis, batch)
-                batch = []
-        total += _usage(redis, batch)
-    return total
+REGISTRIES = ("rq:finished:", "rq:failed:", "rq:canceled:", "rq:deferred:", "rq:scheduled:")
+"""RQ's per-queue registries: sorted sets of job ids, each entry dropped when its job's TTL runs out."""
 
 
-def _usage(redis: Redis, batch: list[bytes]) -> int:
-    if not batch:
-        return 0
-    with redis.pipeline(transaction=False) as pipe:
-        for key in batch:
-            pipe.memory_usage(key)
-        return sum(v or 0 for v in pipe.execute())
+def _family(key: str) -> str:
+    """A key with its ids cut off: ``rq:job:<id>`` -> ``rq:job``; our keys keep the name after the prefix."""
+    parts = key.split(":")
+    return ":".join(parts[:2]) if parts[0] == "rq" else ":".join(parts[1:2]) or key
+
+
+def keyspace(redis: Redis) -> dict[str, dict[str, int]]:
+    """Per key family: keys, bytes (MEMORY USAGE) and the bytes that expire by themselves.
+
+    Expiring means a key with a TTL (RQ's job records and results, our caches and pending keys)
+    or an RQ registry, whose entries go with their jobs' TTL: memory bounded by a TTL, which in a
+    ten-minute soak grows for the first hour (a task's record is kept an hour) without any leak.
+    """
+    out: dict[str, dict[str, int]] = {}
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        with redis.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.memory_usage(key)
+                pipe.pttl(key)
+            got = pipe.execute()
+        for key, size, ttl in zip(batch, got[::2], got[1::2], strict=True):
+            name = key.decode(errors="replace")
+            row = out.setdefault(_family(name), {"keys": 0, "bytes": 0, "expiring": 0})
+            row["keys"] += 1
+            row["bytes"] += size or 0
+            if (ttl or -1) > 0 or name.startswith(REGISTRIES):
+                row["expiring"] += size or 0
+        batch.clear()
+
+    for key in redis.scan_iter(count=1000):
+        batch.append(key)
+        if len(batch) == 500:
+            flush()
+    if batch:
+        flush()
+    return out
 
 
 def sample(redis: Redis, conn: psycopg.Connection, group: common.Workers, s: common.Servers,
@@ -199,14 +223,16 @@ def sample(redis: Redis, conn: psycopg.Connection, group: common.Workers, s: com
     row: dict[str, Any] = {
         "t": time.monotonic(), "depth": sum(depths.values()), "depths": depths, "failed_jobs": failed,
         "tasks": states, "redis_used": int(info["used_memory"]), "redis_rss": _rss(s.redis_pid),
-        "redis_retained": _retained(redis),
     }
+    space = keyspace(redis)
+    row["redis_retained"] = sum(f["expiring"] for f in space.values())
+    row["redis_keyspace"] = space
     row["postgres_anon"], row["postgres_backend_anon"] = _postgres(s.pg_pid)
     for i, p in enumerate(group.procs):
         row[f"worker{i}_rss"] = _rss(p.pid)
         row[f"worker{i}_peak"] = group.peak_rss.get(p.pid, 0)
     group.peak_rss.clear()  # peaks per sampling period from here on
-    row["redis_own"] = row["redis_used"] - row["redis_retained"]
+    row["redis_own"] = sum(f["bytes"] - f["expiring"] for f in space.values())
     return row
 
 
@@ -222,25 +248,42 @@ def flatness(samples: list[dict[str, Any]], field: str) -> dict[str, Any]:
 
 
 CALIBRATION_BARS = 200
-"""Bars per symbol of the calibration run (the benchmark's job shape), before the soak's first bar."""
+"""Bars per symbol of one calibration round (the benchmark's job shape)."""
+CALIBRATION_S = 90.0
+"""Seconds of back-to-back rounds the maximum is measured over (SOAK_CALIBRATION_S): long enough
+that the tables grow and PostgreSQL checkpoints as in the soak itself. A burst of one round on
+empty tables measured twice what ten minutes sustain, and half of it overloaded the soak."""
+CALIBRATION_MAX_ROUNDS = 200
+CALIBRATION_START = START - timedelta(seconds=CALIBRATION_MAX_ROUNDS * CALIBRATION_BARS * STEP_S)
+"""Calibration rounds take consecutive bars from here on, all before the soak's first bar."""
 
 
-def calibrate(redis: Redis, conn: psycopg.Connection, k: Keys, shards: list[list[str]]) -> float:
-    """Symbol-ticks per second of one backfill per shard of CALIBRATION_BARS bars, submit to last commit."""
-    first = START - timedelta(seconds=CALIBRATION_BARS * STEP_S)
-    last = START - timedelta(seconds=STEP_S)
-    began = time.time()
-    ids = [tasks.submit(redis, conn, k, type="backfill", params={
-        "symbols": members, "start": first.isoformat(), "end": last.isoformat(), "interval_s": STEP_S}).id
-        for members in shards]
-    run = None
-    for task_id in ids:
-        run = tasks.wait(conn, task_id, timeout=600)
-        if run.state != "finished":
-            raise SystemExit(f"soak: calibration task {task_id} {run.state}: {run.error}")
-    ended = conn.execute("SELECT max(ended_at) FROM task_runs WHERE id = ANY(%s)", (ids,)).fetchone()[0]
-    conn.rollback()
-    return sum(len(m) for m in shards) * CALIBRATION_BARS / (ended.timestamp() - began)
+def calibrate(redis: Redis, conn: psycopg.Connection, k: Keys, shards: list[list[str]], seconds: float) -> float:
+    """Sustained symbol-ticks per second: rounds of one backfill per shard of CALIBRATION_BARS bars,
+    each submitted once the one before it finished, for ``seconds``; measured from the first
+    round's end (warm-up) to the last one's."""
+    n_symbols = sum(len(m) for m in shards)
+    began = time.monotonic()
+    marks: list[datetime] = []
+    for r in range(CALIBRATION_MAX_ROUNDS):
+        first = CALIBRATION_START + timedelta(seconds=r * CALIBRATION_BARS * STEP_S)
+        last = first + timedelta(seconds=(CALIBRATION_BARS - 1) * STEP_S)
+        ids = [tasks.submit(redis, conn, k, type="backfill", params={
+            "symbols": members, "start": first.isoformat(), "end": last.isoformat(), "interval_s": STEP_S}).id
+            for members in shards]
+        for task_id in ids:
+            run = tasks.wait(conn, task_id, timeout=600)
+            if run.state != "finished":
+                raise SystemExit(f"soak: calibration task {task_id} {run.state}: {run.error}")
+        ended = conn.execute("SELECT max(ended_at) FROM task_runs WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+        conn.rollback()
+        marks.append(ended)
+        if len(marks) >= 2:
+            rate = (len(marks) - 1) * n_symbols * CALIBRATION_BARS / (marks[-1] - marks[0]).total_seconds()
+            print(f"  calibration round {r + 1}: {rate:,.0f} symbol-ticks/s sustained", flush=True)
+            if time.monotonic() - began >= seconds:
+                return rate
+    raise SystemExit(f"soak: calibration did not end within {CALIBRATION_MAX_ROUNDS} rounds")
 
 
 def main() -> int:
@@ -267,8 +310,8 @@ def main() -> int:
             log_dir = Path(".bench/logs") / name
             with common.workers(n_workers, env, log_dir) as group, apps(env, log_dir) as programs, \
                     psycopg.connect(url) as conn:
-                # the maximum, measured here and now: CALIBRATION_BARS per symbol as fast as the workers go
-                max_rate = calibrate(redis, conn, Keys(name), shards)
+                # the maximum, measured here and now: rounds of CALIBRATION_BARS as fast as the workers go
+                max_rate = calibrate(redis, conn, Keys(name), shards, _env_float("SOAK_CALIBRATION_S", CALIBRATION_S))
                 source = f"calibrated here ({bench_source}: {bench_rate:,.0f})"
                 if os.environ.get("SOAK_RATE"):
                     rate, source = float(os.environ["SOAK_RATE"]), "SOAK_RATE"
@@ -352,7 +395,8 @@ def main() -> int:
                         "mean_first_third": round(depth_first, 1), "mean_last_third": round(depth_last, 1)},
         "memory": memory, "redis_raw": raw_redis, "short_lived": short_lived, "failed_jobs": final["failed_jobs"], "task_states": final["tasks"],
         "checks": checks, "ok": all(checks.values()),
-        "samples": [{k: v for k, v in r.items() if k not in ("t", "depths")} for r in samples],
+        "redis_keyspace": {"first": steady[0]["redis_keyspace"] if steady else {}, "last": final["redis_keyspace"]},
+        "samples": [{k: v for k, v in r.items() if k not in ("t", "depths", "redis_keyspace")} for r in samples],
     }
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1, default=str))

@@ -15,9 +15,12 @@ setup: ## create .venv, install every package pinned, install missing server bin
 test: ## run the test suite against real Redis and PostgreSQL (self-started unless REDIS_URL/DATABASE_URL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: ## ruff and mypy on the shared library
-	$(BIN)/ruff check libs services tests
-	$(BIN)/mypy libs/agentsys/agentsys
+MYPY_PACKAGES = libs/agentsys/agentsys services/orchestrator/orchestrator services/worker/worker \
+	services/gateway/gateway clients/agentctl/agentctl
+
+lint: ## ruff, and mypy on the shared library, the services and agentctl (one package at a time)
+	$(BIN)/ruff check libs services clients tests bench scripts
+	for pkg in $(MYPY_PACKAGES); do $(BIN)/mypy $$pkg || exit 1; done
 
 clean: ## remove caches (keeps .venv)
 	find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache .mypy_cache

@@ -72,7 +72,8 @@ class AgentWorkerMixin(BaseWorker):
             kwargs["job_monitoring_interval"] = self.settings.job_monitoring_interval
         if kwargs.get("maintenance_interval") in (None, 600):
             kwargs["maintenance_interval"] = self.settings.maintenance_interval
-        super().__init__(queues, *args, serializer=JSONSerializer, **kwargs)
+        kwargs["serializer"] = JSONSerializer
+        super().__init__(queues, *args, **kwargs)
         preload(self.settings.worker_preload)
         self.keys = Keys(self.settings.key_prefix)
         self.last_job_ms: float | None = None
@@ -176,7 +177,7 @@ class AgentWorkerMixin(BaseWorker):
             numbers = {name: "" if stats[name] is None else stats[name] for name in STAT_FIELDS}
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.publish(self.keys.channel_heartbeats, json.dumps(stats))
-                pipe.hset(self.keys.worker_stats(self.name), mapping=numbers)
+                pipe.hset(self.keys.worker_stats(self.name), mapping=numbers)  # type: ignore[arg-type]  # redis-py's key type is invariant
                 pipe.expire(self.keys.worker_stats(self.name), self.worker_ttl + 60)
                 pipe.execute()
         except StopRequested:

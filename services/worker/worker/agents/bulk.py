@@ -104,7 +104,7 @@ def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[Column]) -> 
     if n == 0:
         return 0
     shape = np.zeros(n, dtype=np.int64)
-    prepared = []
+    prepared: list[tuple[str, str, Any, list[bytes] | None, Any]] = []
     for name, kind, values in columns:
         if kind == "text":
             encoded = [v.encode() for v in values.values]

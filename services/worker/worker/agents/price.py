@@ -65,12 +65,13 @@ class Fetched:
 def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]:
     lock_shard(conn, AGENT, shard)
     state = shards.load(ctx, conn, AGENT, shard)
-    sources = dict(conn.execute("SELECT symbol, source FROM symbols WHERE shard = %s", (shard,)).fetchall())
+    sources: dict[str, str] = dict(conn.execute("SELECT symbol, source FROM symbols WHERE shard = %s",
+                                                (shard,)).fetchall())
     interval = ctx.settings.price_interval_s
     now_us = latest_bar(time.time(), interval)
     want_s, want_ts = [], []
     for symbol, progress in zip(state.symbols, state.progress, strict=True):
-        if sources.get(symbol) not in LIVE_SOURCES:
+        if sources.get(symbol, "") not in LIVE_SOURCES:
             continue
         last = progress[0]
         last_us = None if last is None else int(last.timestamp() * 1_000_000)

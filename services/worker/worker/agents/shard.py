@@ -40,7 +40,7 @@ def load(ctx: JobContext, conn: psycopg.Connection, agent: str, shard: int) -> S
     )
 
 
-def ragged(index: npt.NDArray[np.int32], values: npt.NDArray[Any], n: int, fill: Any = np.nan
+def ragged(index: npt.NDArray[np.integer[Any]], values: npt.NDArray[Any], n: int, fill: Any = np.nan
            ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Rows sorted by symbol index -> (n, width) matrix left-aligned, counts, column of each row."""
     counts = np.bincount(index, minlength=n).astype(np.int64)

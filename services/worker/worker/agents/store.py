@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,8 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
     symbol's newest price, is one binary COPY straight into ``prices``.
     """
     shards = lock_price_shards(conn, names)
-    marks = dict(conn.execute("SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
-                              (list(names),)).fetchall())
+    marks: dict[str, datetime] = dict(conn.execute(
+        "SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)", (list(names),)).fetchall())
     mark_us = np.array([_us(marks.get(n)) for n in names], dtype=np.int64)
     present = np.bincount(index, minlength=len(names)) > 0
     first_us = np.full(len(names), np.iinfo(np.int64).max)
@@ -73,11 +74,11 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
         SELECT 'price', * FROM unnest(%s::text[], %s::timestamptz[])
         ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
         """,
-        ([names[i] for i in used], bulk.us_to_datetimes(last_us[used])),
+        ([names[i] for i in used.tolist()], bulk.us_to_datetimes(last_us[used])),
     )
     counts = np.bincount(index, minlength=len(names))
     return Stored(
-        symbols=[names[i] for i in used], first_ts=bulk.us_to_datetimes(first_us[used]),
+        symbols=[names[i] for i in used.tolist()], first_ts=bulk.us_to_datetimes(first_us[used]),
         last_ts=bulk.us_to_datetimes(last_us[used]), ticks=counts[used].tolist(), inserted=inserted, shards=shards,
     )
 

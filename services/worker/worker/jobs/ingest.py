@@ -193,7 +193,7 @@ def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: d
                 reset_indicators(conn, clash)
     new = [n for n in names if n not in existing]
     if new:
-        periods = dict(zip(("fast", "mid", "slow"), wanted, strict=True)) if given else {}
+        periods: dict[str, Any] = dict(zip(("fast", "mid", "slow"), wanted, strict=True)) if given else {}
         universe.add_symbols(conn, [SymbolSpec(symbol=n, source="csv", **periods) for n in new])
 
 
@@ -222,8 +222,9 @@ def tick(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> t
     when = params.get("ts")
     interval = ctx.settings.price_interval_s
     bar = _us(when) if when else latest_bar(time.time(), interval)
-    marks = dict(conn.execute("SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
-                              ([r[0] for r in rows],)).fetchall())
+    marks: dict[str, datetime] = dict(conn.execute(
+        "SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
+        ([r[0] for r in rows],)).fetchall())
     wanted: list[tuple[str, str]] = []
     bars_each: list[np.ndarray] = []
     covered: list[str] = []

@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,42 +99,46 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-async def _lanes(spec: dict[str, Any], n: int) -> tuple[list[loadgen.Lane], bytes]:
-    """``n`` connections and the request they send (see bench.loadgen: the client must cost far less than the
-    server it loads)."""
-    lanes = [await loadgen.connect(spec["url"]) for _ in range(n)]
-    return lanes, loadgen.request_bytes(spec["url"], spec["method"], spec["path"], spec["headers"], spec.get("json"))
+@contextlib.asynccontextmanager
+async def _lanes(spec: dict[str, Any], n: int) -> AsyncIterator[tuple[list[loadgen.Lane], bytes]]:
+    """``n`` connections (closed on exit) and the request they send (see bench.loadgen: the client must cost
+    far less than the server it loads)."""
+    lanes: list[loadgen.Lane] = []
+    try:
+        for _ in range(n):
+            lanes.append(await loadgen.connect(spec["url"]))
+        yield lanes, loadgen.request_bytes(spec["url"], spec["method"], spec["path"], spec["headers"],
+                                           spec.get("json"))
+    finally:
+        for conn in lanes:
+            conn.close()
 
 
 async def _closed(spec: dict[str, Any]) -> dict[str, Any]:
     """A fixed count of requests, ``concurrency`` in flight: throughput."""
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
-    lanes, raw = await _lanes(spec, spec["concurrency"])
+    async with _lanes(spec, spec["concurrency"]) as (lanes, raw):
 
-    async def run(count: int, record: bool) -> None:
-        left = count
+        async def run(count: int, record: bool) -> None:
+            left = count
 
-        async def lane(conn: loadgen.Lane) -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                began = time.perf_counter()
-                status = await conn.send(raw)
-                if record:
-                    latencies.append(time.perf_counter() - began)
-                    statuses[status] += 1
+            async def lane(conn: loadgen.Lane) -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    began = time.perf_counter()
+                    status = await conn.send(raw)
+                    if record:
+                        latencies.append(time.perf_counter() - began)
+                        statuses[status] += 1
 
-        await asyncio.gather(*(lane(c) for c in lanes))
+            await asyncio.gather(*(lane(c) for c in lanes))
 
-    try:
         await run(spec["warmup"], False)
         began = time.perf_counter()
         await run(spec["count"], True)
         elapsed = time.perf_counter() - began
-    finally:
-        for conn in lanes:
-            conn.close()
     return {"elapsed": elapsed, "statuses": statuses, "latencies_ms": [x * 1000 for x in latencies]}
 
 
@@ -143,22 +147,21 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     late = 0.0
-    lanes, raw = await _lanes(spec, spec["connections"])
     idle: asyncio.Queue[loadgen.Lane] = asyncio.Queue()
-    for conn in lanes:
-        idle.put_nowait(conn)
-
-    async def one(at: float | None) -> None:
-        conn = await idle.get()
-        try:
-            status = await conn.send(raw)
-        finally:
+    async with _lanes(spec, spec["connections"]) as (lanes, raw):
+        for conn in lanes:
             idle.put_nowait(conn)
-        if at is not None:
-            latencies.append(time.perf_counter() - at)
-            statuses[status] += 1
 
-    try:
+        async def one(at: float | None) -> None:
+            conn = await idle.get()
+            try:
+                status = await conn.send(raw)
+            finally:
+                idle.put_nowait(conn)
+            if at is not None:
+                latencies.append(time.perf_counter() - at)
+                statuses[status] += 1
+
         await asyncio.gather(*(one(None) for _ in range(2 * spec["connections"])))  # warm before the clock
         n = int(spec["rate"] * spec["seconds"])
         t0 = time.perf_counter() + 0.05
@@ -172,9 +175,6 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             pending.append(asyncio.create_task(one(at)))
         await asyncio.gather(*pending)
         elapsed = time.perf_counter() - t0
-    finally:
-        for conn in lanes:
-            conn.close()
     return {"elapsed": elapsed, "statuses": statuses, "late_ms": late * 1000,
             "latencies_ms": [x * 1000 for x in latencies]}
 

@@ -39,22 +39,26 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[Servers]:
-    """REDIS_URL / DATABASE_URL when set, else throwaway servers with production settings."""
+def servers(*, own: bool = False, pg_options: tuple[str, ...] = ()) -> Iterator[Servers]:
+    """REDIS_URL / DATABASE_URL when set (unless ``own``), else throwaway servers with production settings.
+
+    CPU figures are read only for servers started here (their pid is None otherwise).
+    """
     tmp = Path(tempfile.mkdtemp(prefix="agentsys-bench-"))
     tmp.chmod(0o755)
     stops = []
     try:
-        if os.environ.get("REDIS_URL"):
+        if os.environ.get("REDIS_URL") and not own:
             redis_url, redis_pid = os.environ["REDIS_URL"], None
         else:
             rs = redis_server.start(tmp / "redis", appendonly=True)
             stops.append(rs.stop)
             redis_url, redis_pid = rs.url(0), rs.process.pid
-        if os.environ.get("DATABASE_URL"):
+        if os.environ.get("DATABASE_URL") and not own:
             pg_url, pg_pid = os.environ["DATABASE_URL"], None
         else:
-            ps = cluster.start(tmp / "postgres", extra=("-c", "shared_buffers=512MB", "-c", "max_wal_size=4GB"))
+            ps = cluster.start(tmp / "postgres", extra=("-c", "shared_buffers=512MB", "-c", "max_wal_size=4GB",
+                                                               *pg_options))
             stops.append(ps.stop)
             pg_url, pg_pid = ps.url("postgres"), ps.process.pid
         template = f"bench_tpl_{os.getpid()}"

@@ -27,6 +27,8 @@ NAIVE_SYMBOLS = int(os.environ.get("BENCH_NAIVE_SYMBOLS", 10))
 NAIVE_TICKS = int(os.environ.get("BENCH_NAIVE_TICKS", 100))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 3))
 STEP_S = 60
+SHARD = 1000
+"""Symbols per shard (and per backfill task) of the batched runs."""
 START = datetime(2026, 1, 5, tzinfo=UTC)
 LOGS = Path(".bench/logs")
 
@@ -46,7 +48,8 @@ def batched_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int)
     with common.fresh_database(s, name) as url:
         names = [f"B{i:05d}" for i in range(n_symbols)]
         with psycopg.connect(url) as conn:
-            symbols.add_symbols(conn, [SymbolSpec(symbol=n) for n in names])
+            # explicit shards, so a change of the default shard size cannot move this figure
+            symbols.add_symbols(conn, [SymbolSpec(symbol=n, shard=i // SHARD) for i, n in enumerate(names)])
             shards = symbols.shards_of(conn)
         env = _env(s, url, name)
         with common.workers(n_workers, env, LOGS / name) as group:
@@ -56,7 +59,7 @@ def batched_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int)
             ids = []
             with psycopg.connect(url) as conn:
                 for shard in shards:
-                    members = [n for i, n in enumerate(names) if i // 1000 == shard]
+                    members = [n for i, n in enumerate(names) if i // SHARD == shard]
                     run = tasks.submit(redis, conn, Keys(name), type="backfill", params={
                         "symbols": members, "start": START.isoformat(),
                         "end": datetime.fromtimestamp(end, UTC).isoformat(), "interval_s": STEP_S})
@@ -73,7 +76,8 @@ def batched_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int)
     seconds = last.timestamp() - began
     split = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     return {"ticks_per_s": n_symbols * n_ticks / seconds, "seconds": seconds, "cpu_workers": split[0],
-            "cpu_postgres": split[1], "cpu_redis": split[2], "peak_rss": peak, "peak_pss": peak_pss, "bangs": bangs}
+            "cpu_postgres": split[1], "cpu_redis": split[2], "peak_rss": peak, "peak_pss": peak_pss, "bangs": bangs,
+            "symbol_ticks": n_symbols * n_ticks, "own_servers": s.pg_pid is not None and s.redis_pid is not None}
 
 
 def naive_run(s: common.Servers, n_workers: int, n_symbols: int, n_ticks: int) -> dict[str, Any]:
@@ -135,6 +139,10 @@ def main() -> None:
         mid = {n: sorted(runs, key=lambda r: r["ticks_per_s"])[len(runs) // 2] for n, runs in by_workers.items()}
         for n in (1, 2):
             common.record(f"pipeline.ticks_per_s.workers{n}", medians[n], "symbol-ticks/s", cpu=_split(mid[n]))
+        if mid[2]["own_servers"]:  # CPU of a server the bench did not start is not ours to count
+            for key, figure in (("cpu_postgres", "pg"), ("cpu_workers", "worker"), ("cpu_redis", "redis")):
+                common.record(f"pipeline.{figure}_us_per_symbol_tick", mid[2][key] * 1e6 / mid[2]["symbol_ticks"],
+                              "us", note="the median 2-worker run")
 
         print(f"naive: {NAIVE_SYMBOLS} symbols x {NAIVE_TICKS} ticks, 2 workers, median of {REPEATS}", flush=True)
         check = batched_run(s, 2, NAIVE_SYMBOLS, NAIVE_TICKS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from worker.agents.publishing import invalidate
 from worker.context import JobContext
 
 AGENT = "bang"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
 NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
 
 
@@ -90,7 +93,20 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         })
     for run in changed:
         tasks.publish_state(ctx.redis, ctx.keys, run)
-    return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed)}
+    return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed),
+            "committed_at": round(committed_at, 6), "covered_us": _covered_us(state.progress, moved,
+                                                                            rows["ts"][last[moved]])}
+
+
+def _covered_us(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np.ndarray) -> int | None:
+    """The shard's bang watermark after this commit: the oldest symbol's last ts (None while one has none).
+
+    Logged with ``committed_at`` so the live bench can time each bar from its end to the
+    commit that covers it for the whole shard (``ended_at`` is the transaction's start).
+    """
+    last = np.array([-1 if p[0] is None else (p[0] - EPOCH) // ONE_US for p in progress], dtype=np.int64)
+    last[moved] = new_last
+    return int(last.min()) if len(last) and last.min() >= 0 else None
 
 
 def complete_tasks(conn: psycopg.Connection, symbols: list[str]) -> list[TaskRun]:

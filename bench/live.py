@@ -43,6 +43,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -231,9 +232,9 @@ def profiling(url: str, pids: list[int], out: Path, seconds: float) -> Iterator[
                 spy.wait(10)
         with psycopg.connect(url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT calls, total_exec_time, rows, shared_blks_hit + shared_blks_read, query"
-                " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " ORDER BY total_exec_time DESC LIMIT 40").fetchall()
+                "SELECT calls, total_exec_time, rows, shared_blks_hit + shared_blks_read, query FROM pg_stat_statements"
+                " WHERE toplevel AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " ORDER BY total_exec_time DESC LIMIT 200").fetchall()
         (out / "pg_statements.json").write_text(json.dumps(
             [{"calls": c, "total_ms": t, "rows": r, "blocks": b, "query": " ".join(q.split())}
              for c, t, r, b, q in rows], indent=1))
@@ -539,6 +540,20 @@ def summarise_stacks(paths: list[Path], top: int = 30) -> list[str]:
     return lines
 
 
+def summarise_statements(statements: list[dict[str, Any]], ticks: int, top: int = 15) -> list[str]:
+    """Top-level statements grouped by shape: COPY is a utility statement, recorded with its
+    parameters inline (psycopg binds them on the client), so each shard's array is its own entry."""
+    shapes: dict[str, list[float]] = {}
+    for st in statements:
+        shape = re.sub(r"'[^']*'|\$\d+|\b\d+\b", "?", st["query"])
+        calls_ms = shapes.setdefault(shape, [0, 0.0])
+        calls_ms[0] += st["calls"]
+        calls_ms[1] += st["total_ms"]
+    ranked = sorted(shapes.items(), key=lambda kv: -kv[1][1])[:top]
+    return [f"{1000 * ms / ticks:8.2f} us {ms / calls:8.1f} ms/call {int(calls):6d} calls  {shape[:140]}"
+            for shape, (calls, ms) in ranked]
+
+
 def _frame(frame: str) -> tuple[str, str]:
     """``fn (pkg/mod.py:12)`` -> (``pkg.mod.fn``, ``pkg``)."""
     fn, _, where = frame.partition(" (")
@@ -558,8 +573,7 @@ def profile(s: common.Servers) -> None:
         statements = json.loads((out / "pg_statements.json").read_text())
         lines = [f"# live profile, {n} symbols, {r['window_s']} s window, {ticks} committed symbol-ticks",
                  "", "## PostgreSQL (pg_stat_statements): exec us per committed symbol-tick", ""]
-        for st in statements[:20]:
-            lines.append(f"{1000 * st['total_ms'] / ticks:9.2f} us  {st['calls']:7d} calls  {st['query'][:150]}")
+        lines += summarise_statements(statements, ticks)
         lines += ["", "## workers (py-spy, on-CPU samples, inclusive %)", ""]
         lines += summarise_stacks(sorted(out.glob("worker-*.collapsed")))
         (out / "summary.txt").write_text("\n".join(lines) + "\n")
@@ -571,8 +585,7 @@ def main() -> None:
         f"sizes {','.join(map(str, SIZES))}.. up to {MAX_SYMBOLS:,}, window {WINDOW_S:.0f}s, hold {HOLD_S:.0f}s")
     print(f"live: {WORKERS} workers, agent-scheduler at 1 s, orchestrator, gateway + {CLIENTS} clients; {mode}",
           flush=True)
-    with common.servers(own=True, pg_options=("-c", "shared_preload_libraries=pg_stat_statements",
-                                              "-c", "pg_stat_statements.track=all")) as s:
+    with common.servers(own=True, pg_options=("-c", "shared_preload_libraries=pg_stat_statements")) as s:
         profile(s) if PROFILE else search(s)
 
 

@@ -104,8 +104,12 @@ def _env(s: common.Servers, db_url: str, prefix: str) -> dict[str, str]:
 
 
 def _timeout_warm(n: int) -> float:
-    """Warm-up bound: twice the batch path's time for MAX_CATCHUP_BARS per symbol, plus a minute."""
-    return 60 + n * 720 / 100_000
+    """Warm-up bound: a minute plus MAX_CATCHUP_BARS per symbol at 20,000 symbol-ticks/s."""
+    return 60 + n * 720 / 20_000
+
+
+WARM_STALL_S = 60.0
+"""Warm-up gives up early when the oldest symbol's lag has not shrunk by a second in this long."""
 
 
 # ---- processes ------------------------------------------------------------------------
@@ -134,18 +138,30 @@ def add_symbols(api: str, n: int) -> list[str]:
 
 
 def warm_up(url: str, n: int) -> tuple[bool, float]:
-    """Wait until every symbol's bang progress is within WARM_LAG_S of now; (caught up, seconds)."""
+    """Wait until every symbol's bang progress is within WARM_LAG_S of now; (caught up, seconds).
+
+    Gives up at ``_timeout_warm(n)``, or sooner once the oldest symbol's lag stops shrinking
+    (WARM_STALL_S): a universe that does not catch up will not within the bound either.
+    """
     began = time.monotonic()
     deadline = began + _timeout_warm(n)
+    seen: list[tuple[float, float]] = []  # (monotonic, lag of the oldest symbol)
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute("SELECT count(*), extract(epoch FROM min(last_ts)) FROM progress"
                                " WHERE agent = 'bang'").fetchone()
             done, oldest = (int(row[0]), float(row[1] or 0)) if row else (0, 0.0)
-            if done >= n and time.time() - oldest <= WARM_LAG_S:
-                return True, time.monotonic() - began
-            if time.monotonic() > deadline:
-                return False, time.monotonic() - began
+            now = time.monotonic()
+            if done >= n:
+                lag = time.time() - oldest
+                if lag <= WARM_LAG_S:
+                    return True, now - began
+                seen.append((now, lag))
+                before = [v for t, v in seen if t <= now - WARM_STALL_S]
+                if before and lag > before[-1] - 1.0:
+                    return False, now - began
+            if now > deadline:
+                return False, now - began
             time.sleep(1.0)
 
 

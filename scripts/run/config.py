@@ -18,12 +18,11 @@ from string import Template
 
 from dotenv import dotenv_values
 
-from agentsys import keys
+from agentsys import agents, keys
 
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout this launcher belongs to (its code is what runs)."""
 TEMPLATE = ROOT / "deploy" / "process" / "supervisord.conf.tmpl"
-AGENTS = ("price", "indicator", "bang")
 ALL_QUEUES = ",".join(keys.WORKER_QUEUES)
 SOURCE_ROOTS = ("libs/agentsys", "services/worker", "services/orchestrator", "services/gateway",
                 "services/redis", "services/postgres", "clients/agentctl", ".")
@@ -42,8 +41,8 @@ class WorkerSpec:
     name: str
     queues: str
 
-    def serves(self, agent: str) -> bool:
-        return agent in self.queues.split(",")
+    def serves(self, queue: str) -> bool:
+        return queue in self.queues.split(",")
 
 
 @dataclass
@@ -112,16 +111,17 @@ def worker_layout(env: dict[str, str]) -> list[WorkerSpec]:
     (default 1) workers for the control queue (notes, ticks, sweeps, clean-up), so an
     agent's backlog never delays them; WORKERS then adds all-agent workers (default 0).
     """
-    per_agent = {a: _int(env, f"WORKERS_{a.upper()}", None) for a in AGENTS}
+    per_agent = {a: _int(env, f"WORKERS_{a.name.upper()}", None) for a in agents.AGENTS}
     if all(v is None for v in per_agent.values()):
         count = _int(env, "WORKERS", 2, low=1)
         return [WorkerSpec(f"worker-{i}", ALL_QUEUES) for i in range(1, (count or 0) + 1)]
     layout = [WorkerSpec(f"worker-{i}", ALL_QUEUES) for i in range(1, (_int(env, "WORKERS", 0) or 0) + 1)]
     for agent, count in per_agent.items():
-        layout += [WorkerSpec(f"worker-{agent}-{i}", agent) for i in range(1, (1 if count is None else count) + 1)]
-    layout += [WorkerSpec(f"worker-control-{i}", "control")
+        layout += [WorkerSpec(f"worker-{agent.name}-{i}", agent.queue)
+                   for i in range(1, (1 if count is None else count) + 1)]
+    layout += [WorkerSpec(f"worker-control-{i}", keys.CONTROL_QUEUE)
                for i in range(1, (_int(env, "WORKERS_CONTROL", 1) or 0) + 1)]
-    if not any(w.serves("control") for w in layout):
+    if not any(w.serves(keys.CONTROL_QUEUE) for w in layout):
         raise ConfigError("no worker serves the control queue: set WORKERS_CONTROL=1 (or WORKERS=1)")
     return layout
 

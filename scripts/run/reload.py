@@ -28,10 +28,12 @@ from pathlib import Path
 
 import watchfiles
 
+from agentsys import agents
 from agentsys.logging import configure_logging, get_logger
 from scripts.run.supctl import Supervisor
 
-AGENTS = ("price", "indicator", "bang")
+AGENT_FILES = {f"services/worker/{a.module.replace('.', '/')}.py": a.name for a in agents.AGENTS}
+"""Each agent's job module, as a path in the checkout (a change restarts only its workers)."""
 WATCHED = ("libs/agentsys", "services/worker", "services/orchestrator", "services/gateway")
 SCHEDULER_ONLY = {"scheduler.py", "schedule_timing.py", "leader.py"}
 """Worker-package modules only the scheduler imports."""
@@ -56,8 +58,8 @@ def targets(changed: Iterable[Path], root: Path, programs: Iterable[str]) -> set
         if rel.startswith("libs/agentsys/"):
             out.update(workers)
             out.update({"scheduler", "orchestrator", "gateway"})
-        elif rel.startswith("services/worker/worker/agents/") and path.stem in AGENTS:
-            out.update(w for w in workers if serves(w, path.stem))
+        elif rel in AGENT_FILES:
+            out.update(w for w in workers if serves(w, AGENT_FILES[rel]))
         elif rel.startswith("services/worker/worker/"):
             if path.name in SCHEDULER_ONLY:
                 out.add("scheduler")

@@ -2,7 +2,7 @@
 
 Our keys and channels live under one prefix so that deployments (and tests) sharing a
 Redis never see each other's flags, pending triggers or Pub/Sub traffic. RQ's own
-``rq:`` keys are outside it; queue names are the agent names.
+``rq:`` keys are outside it; the agents' queues come from the registry (``agentsys.agents``).
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-AGENTS: Final = ("price", "indicator", "bang")
-"""The agents of the pipeline, in order; each has a queue of the same name."""
+from agentsys import agents as registry
+
+AGENTS: Final = registry.NAMES
+"""The agents of the pipeline, in order (``agentsys.agents``); each has a queue of the same name."""
 CONTROL_QUEUE: Final = "control"
 """Queue for notes, recovery, sweeps and clean-up."""
 LOW_SUFFIX: Final = ".low"
 """Suffix of a queue's low-priority twin, which workers list last."""
-QUEUES: Final = (*AGENTS, CONTROL_QUEUE)
+QUEUES: Final = (*(a.queue for a in registry.AGENTS), CONTROL_QUEUE)
 """Every normal-priority queue."""
-WORKER_QUEUES: Final = (*reversed(AGENTS), CONTROL_QUEUE)
+WORKER_QUEUES: Final = (*(a.queue for a in reversed(registry.AGENTS)), CONTROL_QUEUE)
 """The order an all-agent worker takes work in: downstream first, so under overload it
 finishes work in flight (bangs, then EMAs) before it takes in new prices; queues stay
 bounded and bangs stay fresh."""

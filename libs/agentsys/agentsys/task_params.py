@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agentsys import defaults
+from agentsys import agents, defaults
 from agentsys.errors import InputError
 from agentsys.symbols import SYMBOL_RE
 
@@ -75,13 +75,13 @@ class BackfillParams(_Params):
 
 
 class RecoverParams(_Params):
-    agent: Literal["price", "indicator", "bang"] | None = None
+    agent: agents.Name | None = None
     symbols: list[str] | None = Field(default=None, max_length=MAX_SYMBOLS)
     _check = field_validator("symbols")(classmethod(lambda cls, v: _symbols(v)))
 
 
 class RunAgentParams(_Params):
-    agent: Literal["price", "indicator", "bang"]
+    agent: agents.Name
     shards: list[int] | None = Field(default=None, max_length=100_000)
 
 

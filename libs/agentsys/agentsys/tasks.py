@@ -25,7 +25,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from agentsys import defaults, keys, task_params
+from agentsys import agents, defaults, keys, task_params
 from agentsys.errors import AgentSysError, TaskExists, TaskNotFound, TaskTimeout, UnknownTaskType
 from agentsys.keys import Keys
 from agentsys.models import ENDED_STATES, Priority, TaskRun, TaskState
@@ -41,13 +41,15 @@ class TaskType:
     timeout: int = defaults.JOB_TIMEOUT
 
 
+INGEST_QUEUE = agents.first().queue
+"""Composite tasks' ingest runs on the queue of the agent that takes prices in."""
 TASK_TYPES: dict[str, TaskType] = {
     t.name: t
     for t in (
         TaskType("note", keys.CONTROL_QUEUE, "worker.jobs.note.run", timeout=60),
-        TaskType("pipeline", "price", "worker.jobs.ingest.run"),
-        TaskType("replay", "price", "worker.jobs.ingest.run"),
-        TaskType("backfill", "price", "worker.jobs.ingest.run"),
+        TaskType("pipeline", INGEST_QUEUE, "worker.jobs.ingest.run"),
+        TaskType("replay", INGEST_QUEUE, "worker.jobs.ingest.run"),
+        TaskType("backfill", INGEST_QUEUE, "worker.jobs.ingest.run"),
         TaskType("recover", keys.CONTROL_QUEUE, "worker.jobs.control.recover"),
         TaskType("run_agent", keys.CONTROL_QUEUE, "worker.jobs.control.run_agent"),
         TaskType("cleanup", keys.CONTROL_QUEUE, "worker.jobs.control.cleanup"),

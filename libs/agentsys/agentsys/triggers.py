@@ -17,18 +17,25 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from agentsys import defaults, keys
+from agentsys import agents, defaults, keys
 from agentsys.keys import Keys
-from agentsys.tasks import queue
+from agentsys.tasks import TASK_TYPES, queue
 
-AGENT_FUNCS = {
-    "price": "worker.agents.price.run",
-    "indicator": "worker.agents.indicator.run",
-    "bang": "worker.agents.bang.run",
-    "sweep": "worker.jobs.control.sweep",
-}
+SWEEP = "sweep"
+"""The recovery sweep: triggered like a shard job (shard 0) so concurrent requests coalesce."""
+AGENT_FUNCS = {**{a.name: a.func for a in agents.AGENTS}, SWEEP: "worker.jobs.control.sweep"}
 """Job function of each triggerable job, by dotted path (callers never import worker code)."""
-QUEUE_OF = {"price": "price", "indicator": "indicator", "bang": "bang", "sweep": keys.CONTROL_QUEUE}
+QUEUE_OF = {**{a.name: a.queue for a in agents.AGENTS}, SWEEP: keys.CONTROL_QUEUE}
+
+
+def job_functions() -> list[str]:
+    """Every job function of the system: the triggerable ones, then each task type's (no repeats)."""
+    return list(dict.fromkeys([*AGENT_FUNCS.values(), *(t.func for t in TASK_TYPES.values())]))
+
+
+def job_modules() -> list[str]:
+    """The modules of :func:`job_functions` (what workers preload before forking)."""
+    return list(dict.fromkeys(f.rpartition(".")[0] for f in job_functions()))
 
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -75,6 +82,12 @@ def trigger_many(redis: Redis, k: Keys, agent: str, shards: Iterable[int], *, lo
             redis.eval(_DELETE_IF_EQUAL, 1, k.pending(agent, shard), job_id)
         raise
     return [job_id for _, job_id in todo]
+
+
+def trigger_downstream(redis: Redis, k: Keys, agent: str, shards: Iterable[int]) -> list[str]:
+    """Trigger the agents that read what ``agent`` just committed (none after the last one)."""
+    shards = list(shards)
+    return [job for after in agents.downstream(agent) for job in trigger_many(redis, k, after, shards)]
 
 
 def trigger(redis: Redis, k: Keys, agent: str, shard: int, *, low: bool = False) -> str | None:

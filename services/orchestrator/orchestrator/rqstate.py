@@ -15,11 +15,12 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
+from agentsys import agents
 from agentsys.keys import ALL_QUEUES, Keys
 from agentsys.ops import REGISTRIES
 
 __all__ = ["ALL_QUEUES", "REGISTRIES"]
-BREAKER_SOURCES = {"price": ("synthetic", "http")}
+BREAKER_SOURCES = {a.name: a.breaker_sources for a in agents.AGENTS if a.breaker_sources}
 """Price sources with a circuit breaker, per agent."""
 STAT_FIELDS = {"rss_bytes": int, "cpu_seconds": float, "jobs_done": int, "failures": int, "last_job_ms": float,
                "at": float}

@@ -37,9 +37,9 @@ REDIS_WAIT_S = 60.0
 
 
 def registered_functions() -> frozenset[str]:
-    from agentsys import tasks, triggers
+    from agentsys import triggers
 
-    return frozenset({t.func for t in tasks.TASK_TYPES.values()} | set(triggers.AGENT_FUNCS.values()))
+    return frozenset(triggers.job_functions())
 
 
 def task_functions() -> frozenset[str]:

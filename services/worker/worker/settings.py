@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field, field_validator
 
-from agentsys import defaults, keys
+from agentsys import defaults, keys, triggers
 from agentsys.settings import CommonSettings, load
 
 
@@ -20,8 +20,7 @@ class WorkerSettings(CommonSettings):
     price_interval_s: int = Field(default=defaults.PRICE_INTERVAL_S, ge=1, le=86_400)
     synthetic_seed: int = defaults.SYNTHETIC_SEED
     worker_preload: str = Field(
-        default="worker.agents.price,worker.agents.indicator,worker.agents.bang,worker.jobs.ingest,"
-                "worker.jobs.control,worker.jobs.note",
+        default=",".join(triggers.job_modules()),
         description="modules imported before forking, so job processes start warm")
     worker_with_scheduler: bool = Field(default=True, description="move due retries (backoff) back to their queues")
     worker_crash_retries: int = Field(default=defaults.CRASH_RETRIES, ge=0, le=100,

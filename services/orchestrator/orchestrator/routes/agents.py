@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-from agentsys import flags, keys
+from agentsys import agents, flags, keys
 from agentsys.keys import Keys
 from agentsys.models import Priority, TaskRun
 from orchestrator import rqstate
@@ -21,7 +21,7 @@ from orchestrator.security import Read, Write
 
 router = APIRouter(prefix="/agents", tags=["agents"], dependencies=[Read], responses=READ)
 
-AgentName = Annotated[Literal["price", "indicator", "bang"], Path(description="agent name")]
+AgentName = Annotated[agents.Name, Path(description="agent name")]
 
 AGENT_EXAMPLE: dict[str, Any] = {"name": "price", "enabled": True, "queue": "price", "queue_depth": 0, "queue_depth_low": 0,
                  "workers": ["host.4242"], "breakers": [{"source": "http", "state": "closed", "failures": 0,
@@ -61,13 +61,14 @@ class AgentRun(BaseModel):
 def describe(redis: Redis, k: Keys, names: tuple[str, ...] = keys.AGENTS) -> list[dict[str, Any]]:
     enabled = flags.agent_flags(redis, k)
     depth = {row["name"]: row["depth"] for row in rqstate.queue_stats(redis)}
-    queues = [q for a in names for q in (a, keys.low(a))]
-    serving = rqstate.workers_by_queue(redis, queues)
+    chosen = [agents.get(a) for a in names]
+    serving = rqstate.workers_by_queue(redis, [q for a in chosen for q in (a.queue, keys.low(a.queue))])
     return [{
-        "name": a, "enabled": enabled[a], "queue": a, "queue_depth": depth[a], "queue_depth_low": depth[keys.low(a)],
-        "workers": sorted(set(serving[a]) | set(serving[keys.low(a)])),
-        "breakers": rqstate.breakers(redis, k, rqstate.BREAKER_SOURCES.get(a, ())),
-    } for a in names]
+        "name": a.name, "enabled": enabled[a.name], "queue": a.queue, "queue_depth": depth[a.queue],
+        "queue_depth_low": depth[keys.low(a.queue)],
+        "workers": sorted(set(serving[a.queue]) | set(serving[keys.low(a.queue)])),
+        "breakers": rqstate.breakers(redis, k, rqstate.BREAKER_SOURCES.get(a.name, ())),
+    } for a in chosen]
 
 
 @router.get("", response_model=list[AgentOut], summary="Every agent: flag, queue depth, workers, breakers")

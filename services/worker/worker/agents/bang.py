@@ -1,4 +1,4 @@
-"""The bang agent: advance the state machine of a shard, record bangs, finish tasks."""
+"""The bang agent: advance the state machine of a shard, record bangs; its commits finish composite tasks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from agentsys import tasks
-from agentsys.models import TaskRun
+from worker import lifecycle
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, publish, shard_job
@@ -81,7 +80,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         """,
         (symbols, bulk.us_to_datetimes(rows["ts"][last[moved]]), NAMES[rows["code"][last[moved]]].tolist()),
     )
-    changed = complete_tasks(conn, symbols)
+    changed = lifecycle.complete_tasks(conn, symbols)
     conn.commit()
     committed_at = time.time()  # the gateway's latency clock starts here
     if events:
@@ -91,8 +90,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
             "events": [dict(zip(("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid",
                                  "ema_slow"), (*e[:2], e[2].isoformat(), *e[3:]), strict=True)) for e in events],
         })
-    for run in changed:
-        tasks.publish_state(ctx.redis, ctx.keys, run)
+    lifecycle.announce(ctx, changed)
     return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed),
             "committed_at": round(committed_at, 6), "covered_us": _covered_us(state.progress, moved,
                                                                             rows["ts"][last[moved]])}
@@ -107,58 +105,3 @@ def _covered_us(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np
     last = np.array([-1 if p[0] is None else (p[0] - EPOCH) // ONE_US for p in progress], dtype=np.int64)
     last[moved] = new_last
     return int(last.min()) if len(last) and last.min() >= 0 else None
-
-
-def complete_tasks(conn: psycopg.Connection, symbols: list[str]) -> list[TaskRun]:
-    """Mark targets reached by the bang progress; finish tasks whose targets all are.
-
-    In the bang job's transaction. Task rows are locked (in id order) before counting,
-    so of two jobs finishing a task's last shards, the later one sees the other's targets.
-    """
-    reached = conn.execute(
-        """
-        UPDATE task_targets t SET done = true
-        FROM progress g
-        WHERE g.agent = 'bang' AND g.symbol = t.symbol AND NOT t.done AND g.last_ts >= t.target_ts
-          AND t.symbol = ANY(%s)
-        RETURNING t.task_id
-        """,
-        (symbols,),
-    ).fetchall()
-    return settle(conn, sorted({r[0] for r in reached}))
-
-
-def settle(conn: psycopg.Connection, task_ids: list[str]) -> list[TaskRun]:
-    """Bring these composite tasks' progress (and, when complete, state) up to their targets.
-
-    The final result keeps the ``skipped`` symbols the ingest recorded (see
-    ``worker.jobs.ingest``), so a finished task still says what it did not cover.
-    """
-    if not task_ids:
-        return []
-    locked = conn.execute("SELECT id, result FROM task_runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (task_ids,))
-    earlier: dict[str, Any] = dict(locked.fetchall())
-    totals = conn.execute(
-        """
-        SELECT t.task_id, sum(t.ticks) FILTER (WHERE t.done), sum(t.ticks), bool_and(t.done), count(*),
-               (SELECT count(*) FROM bang_events b JOIN task_targets u ON u.symbol = b.symbol
-                 AND b.ts BETWEEN u.first_ts AND u.target_ts WHERE u.task_id = t.task_id)
-        FROM task_targets t WHERE t.task_id = ANY(%s) GROUP BY t.task_id ORDER BY t.task_id
-        """,
-        (task_ids,),
-    ).fetchall()
-    changed = []
-    for task_id, done_ticks, all_ticks, complete, n_symbols, n_bangs in totals:
-        if complete:
-            result: dict[str, Any] = {"symbols": int(n_symbols), "ticks": int(all_ticks or 0), "bangs": int(n_bangs)}
-            before = earlier.get(task_id)
-            skipped = before.get("skipped") if isinstance(before, dict) else None
-            if skipped:
-                result["skipped"] = skipped
-            run = tasks.set_state(conn, task_id, tasks.TaskState.finished, result=result)
-        else:
-            fraction = float(done_ticks or 0) / float(all_ticks) if all_ticks else 0.0
-            run = tasks.set_state(conn, task_id, tasks.TaskState.started, progress=fraction)
-        if run is not None:
-            changed.append(run)
-    return changed

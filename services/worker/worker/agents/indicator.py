@@ -82,7 +82,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     conn.commit()
     committed_at = time.time()
-    triggers.trigger(ctx.redis, ctx.keys, "bang", shard)
+    triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
     invalidate(ctx, symbols)
     publish(ctx, ctx.keys.channel_updates, {
         "kind": "update", "agent": AGENT, "shard": shard, "committed_at": committed_at,

@@ -17,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import defaults
+from agentsys import agents, defaults
 from agentsys.errors import InputError
+from worker import lifecycle
 from worker.agents import bulk
 from worker.agents.base import lock_shard
 
@@ -134,14 +135,18 @@ def _clash_message(clashes: list[tuple[Any, ...]]) -> str:
             f" price (use replace to overwrite): {'; '.join(shown)}{tail}")
 
 
+REWOUND = [a.name for a in agents.AGENTS if a.upstream is not None]
+"""Agents whose progress a rewind moves back (every one computed from another's output)."""
+
+
 def lock_downstream(conn: psycopg.Connection, symbols: list[str]) -> None:
     """Hold the indicator and bang locks of these symbols' shards while rewinding them.
 
-    Lock order is always price, indicator, bang, each by shard number: no deadlocks.
+    Lock order is always the registry's (price, indicator, bang), each by shard number: no deadlocks.
     """
     rows = conn.execute("SELECT DISTINCT shard FROM symbols WHERE symbol = ANY(%s) ORDER BY shard",
                         (symbols,)).fetchall()
-    for agent in ("indicator", "bang"):
+    for agent in REWOUND:
         for (shard,) in rows:
             lock_shard(conn, agent, int(shard))
 
@@ -188,8 +193,7 @@ def reset_from(conn: psycopg.Connection, symbols: list[str], from_ts: list[Any])
         """
     )
     conn.execute("DELETE FROM progress WHERE last_ts IS NULL AND symbol = ANY(%s)", (symbols,))
-    conn.execute("UPDATE task_targets t SET done = false FROM resets r WHERE t.symbol = r.symbol"
-                 " AND t.target_ts >= r.from_ts AND t.done")
+    lifecycle.reopen_targets(conn)
     conn.execute("DROP TABLE resets")
 
 

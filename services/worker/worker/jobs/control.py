@@ -7,37 +7,26 @@ agent, a crash) and triggers it, first dropping pending keys whose job is gone.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import psycopg
 from rq.registry import clean_registries
 
-from agentsys import defaults, flags, keys, tasks, triggers
+from agentsys import agents, defaults, flags, keys, tasks, triggers
 from agentsys import symbols as universe
 from agentsys.errors import InputError
 from agentsys.logging import get_logger
 from agentsys.models import ENDED_STATES
-from worker import recovery
-from worker.context import JobContext, current, task_job
+from worker import recovery, runtime
+from worker.context import JobContext
 
 log = get_logger("worker.control")
 
-LAG_QUERIES = {
-    "indicator": """
-        SELECT DISTINCT s.shard FROM symbols s
-        JOIN progress i ON i.agent = 'price' AND i.symbol = s.symbol
-        LEFT JOIN progress o ON o.agent = 'indicator' AND o.symbol = s.symbol
-        WHERE (o.last_ts IS NULL OR i.last_ts > o.last_ts) {only}
-    """,
-    "bang": """
-        SELECT DISTINCT s.shard FROM symbols s
-        JOIN progress i ON i.agent = 'indicator' AND i.symbol = s.symbol
-        LEFT JOIN progress o ON o.agent = 'bang' AND o.symbol = s.symbol
-        WHERE (o.last_ts IS NULL OR i.last_ts > o.last_ts) {only}
-    """,
-}
-"""Shards where an agent's progress is behind its input's."""
+LAG_QUERIES = {a.name: a.lag_query for a in agents.AGENTS if a.lag_query is not None}
+"""Shards where an agent's progress is behind its input's (from the registry)."""
+SWEPT = list(LAG_QUERIES)
+"""The agents the sweep catches up: those whose input is another agent's progress (live
+prices have their own tick)."""
 
 
 def lagging(conn: psycopg.Connection, agent: str, symbols: list[str] | None = None) -> list[int]:
@@ -47,17 +36,17 @@ def lagging(conn: psycopg.Connection, agent: str, symbols: list[str] | None = No
     return sorted(int(r[0]) for r in rows)
 
 
-def catch_up(ctx: JobContext, conn: psycopg.Connection, agents: list[str], symbols: list[str] | None
+def catch_up(ctx: JobContext, conn: psycopg.Connection, names: list[str], symbols: list[str] | None
              ) -> dict[str, list[int]]:
     """Trigger every lagging (agent, shard), repairing stale pending keys first."""
     done: dict[str, list[int]] = {}
-    for agent in agents:
+    for agent in names:
         if not flags.is_enabled(ctx.redis, ctx.keys, agent):
             continue
-        if agent == "price":
-            shards = universe.shards_of(conn, symbols)
-        else:
+        if agent in LAG_QUERIES:
             shards = lagging(conn, agent, symbols)
+        else:  # its input is outside (a price source): every shard may be behind
+            shards = universe.shards_of(conn, symbols)
         for shard in shards:
             triggers.repair(ctx.redis, ctx.keys, agent, shard)
         triggers.trigger_many(ctx.redis, ctx.keys, agent, shards)
@@ -68,26 +57,28 @@ def catch_up(ctx: JobContext, conn: psycopg.Connection, agents: list[str], symbo
 
 
 def sweep(shard: int = 0) -> dict[str, Any]:
-    """The periodic sweep (no task): indicator and bang; live prices have their own tick.
+    """The periodic sweep (no task): every agent in SWEPT, then abandoned tasks.
 
-    Triggered like a shard job (``sweep``, shard 0) so concurrent requests coalesce.
+    Triggered like a shard job (``sweep``, shard 0) so concurrent requests coalesce. It
+    runs every minute on every control worker, so it logs only when it triggered something.
     """
-    ctx = current()
-    begin = time.perf_counter()
-    ctx.redis.delete(ctx.keys.pending("sweep", shard))
-    with ctx.connect_db() as conn:
-        triggered = catch_up(ctx, conn, ["indicator", "bang"], None)
-        abandoned = recovery.requeue_abandoned_tasks(ctx.redis, conn, ctx.keys)
-    if triggered:
-        log.info("sweep triggered lagging shards", triggered=triggered,
-                 duration_ms=round((time.perf_counter() - begin) * 1000, 3))
-    return {"triggered": triggered, "tasks": abandoned}
+    steps = [runtime.logged(), runtime.pending(triggers.SWEEP, shard), runtime.connected]
+    return runtime.run(steps, _sweep)
+
+
+def _sweep(job: runtime.JobRun) -> runtime.Outcome:
+    triggered = catch_up(job.ctx, job.conn, SWEPT, None)
+    abandoned = recovery.requeue_abandoned_tasks(job.ctx.redis, job.conn, job.ctx.keys)
+    result = {"triggered": triggered, "tasks": abandoned}
+    if not triggered:
+        return runtime.Outcome(result, event=None)
+    return runtime.Outcome(result, event="sweep triggered lagging shards", fields={"triggered": triggered})
 
 
 def _recover(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
     agent = params.get("agent")
-    agents = [agent] if agent else ["indicator", "bang"]
-    done: dict[str, Any] = {"triggered": catch_up(ctx, conn, agents, params.get("symbols"))}
+    chosen = [agent] if agent else SWEPT
+    done: dict[str, Any] = {"triggered": catch_up(ctx, conn, chosen, params.get("symbols"))}
     if not agent and params.get("symbols") is None:  # the whole-system sweep also reruns abandoned tasks
         done["tasks"] = recovery.requeue_abandoned_tasks(ctx.redis, conn, ctx.keys)
     return done
@@ -95,7 +86,7 @@ def _recover(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) 
 
 def _run_agent(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
     agent = params.get("agent")
-    if agent not in ("price", "indicator", "bang"):
+    if agent not in agents.BY_NAME:
         raise InputError(f"unknown agent {agent!r}")
     shards = params.get("shards")
     if shards is None:
@@ -137,6 +128,6 @@ def _cleanup(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) 
     return {"task_runs": deleted, "staged_prices": staged, "queues": cleaned, "older_than_days": days}
 
 
-recover = task_job(_recover)
-run_agent = task_job(_run_agent)
-cleanup = task_job(_cleanup)
+recover = runtime.task_job(_recover)
+run_agent = runtime.task_job(_run_agent)
+cleanup = runtime.task_job(_cleanup)

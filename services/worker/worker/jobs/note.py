@@ -6,7 +6,8 @@ from typing import Any
 
 import psycopg
 
-from worker.context import JobContext, task_job
+from worker.context import JobContext
+from worker.runtime import task_job
 
 
 def _note(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-from agentsys import flags, keys
+from agentsys import flags, keys, status
 from agentsys.keys import Keys
 from agentsys.models import Priority, TaskRun
 from orchestrator import rqstate
@@ -60,13 +60,13 @@ class AgentRun(BaseModel):
 
 def describe(redis: Redis, k: Keys, names: tuple[str, ...] = keys.AGENTS) -> list[dict[str, Any]]:
     enabled = flags.agent_flags(redis, k)
-    depth = {row["name"]: row["depth"] for row in rqstate.queue_stats(redis)}
+    depth = {row["name"]: row["depth"] for row in status.queue_stats(redis)}
     queues = [q for a in names for q in (a, keys.low(a))]
-    serving = rqstate.workers_by_queue(redis, queues)
+    serving = status.workers_by_queue(redis, queues)
     return [{
         "name": a, "enabled": enabled[a], "queue": a, "queue_depth": depth[a], "queue_depth_low": depth[keys.low(a)],
         "workers": sorted(set(serving[a]) | set(serving[keys.low(a)])),
-        "breakers": rqstate.breakers(redis, k, rqstate.BREAKER_SOURCES.get(a, ())),
+        "breakers": status.breakers(redis, k, rqstate.BREAKER_SOURCES.get(a, ())),
     } for a in names]
 
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck bench clean
+.PHONY: help setup test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,11 +15,14 @@ setup: ## create .venv, install every package pinned, install missing server bin
 test: ## run the test suite against real Redis and PostgreSQL (self-started unless REDIS_URL/DATABASE_URL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-MYPY_PACKAGES = libs/agentsys/agentsys services/orchestrator/orchestrator services/worker/worker \
-	services/gateway/gateway clients/agentctl/agentctl
+RUFF_PATHS = libs services clients tests bench scripts
+MYPY_STRICT = libs/agentsys/agentsys
+MYPY_PACKAGES = services/orchestrator/orchestrator services/worker/worker services/gateway/gateway \
+	clients/agentctl/agentctl
 
-lint: ## ruff, and mypy on the shared library, the services and agentctl (one package at a time)
-	$(BIN)/ruff check libs services clients tests bench scripts
+lint: ## ruff, mypy --strict on the shared library, mypy on the services and agentctl (.pre-commit-config.yaml runs the same)
+	$(BIN)/ruff check $(RUFF_PATHS)
+	$(BIN)/mypy --strict $(MYPY_STRICT)
 	for pkg in $(MYPY_PACKAGES); do $(BIN)/mypy $$pkg || exit 1; done
 
 clean: ## remove caches (keeps .venv)

@@ -41,7 +41,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from agentsys import symbols, tasks
 from agentsys.keys import Keys
 from agentsys.models import TaskRun
 from agentsys.symbols import SymbolSpec
+from agentsys.timefmt import iso_s
 from bench import common
 
 SYMBOLS = int(os.environ.get("BENCH_GATEWAY_SYMBOLS", 10_000))
@@ -194,10 +194,6 @@ class Commits:
             thread.join(5)
 
 
-def _us(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def _seed(redis: Redis, url: str, prefix: str, names: list[str]) -> int:
     """Backfill WARM one-second bars ending a second ago; returns the last bar (epoch s)."""
     last = int(time.time()) - 1
@@ -206,7 +202,7 @@ def _seed(redis: Redis, url: str, prefix: str, names: list[str]) -> int:
         for shard in symbols.shards_of(conn):
             members = [r[0] for r in conn.execute("SELECT symbol FROM symbols WHERE shard = %s", (shard,))]
             run = tasks.submit(redis, conn, Keys(prefix), type="backfill", params={
-                "symbols": members, "start": _us(last - WARM + 1), "end": _us(last), "interval_s": 1})
+                "symbols": members, "start": iso_s(last - WARM + 1), "end": iso_s(last), "interval_s": 1})
             ids.append(run.id)
         for task_id in ids:
             done = tasks.wait(conn, task_id, timeout=600, poll=0.05)

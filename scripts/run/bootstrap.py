@@ -11,13 +11,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 
-from agentsys import db, tasks
+from agentsys import db, defaults, tasks
 from agentsys.keys import Keys
 from agentsys.symbols import SymbolSpec, add_symbols
 
 DEMO_PREFIX = "DEMO"
-DEMO_SHARD_SIZE = 25
-"""Symbols per demo shard: two shards of 50 symbols keep two workers busy."""
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float) -> None:
@@ -85,7 +83,7 @@ def seed_demo(redis_url: str, database_url: str, prefix: str, count: int) -> dic
             row = conn.execute("SELECT count(*) FROM symbols").fetchone()
             if count and row is not None and row[0] == 0:
                 specs = [SymbolSpec(symbol=f"{DEMO_PREFIX}{i:03d}", source="synthetic") for i in range(count)]
-                added = len(add_symbols(conn, specs, shard_size=DEMO_SHARD_SIZE))
+                added = len(add_symbols(conn, specs, shard_size=defaults.DEMO_SHARD_SIZE))
                 conn.commit()
             tasks.submit(redis, conn, Keys(prefix), type="run_agent", params={"agent": "price"}, priority="high")
     finally:

@@ -18,7 +18,7 @@ from string import Template
 
 from dotenv import dotenv_values
 
-from agentsys import agents, keys
+from agentsys import agents, defaults, keys
 
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout this launcher belongs to (its code is what runs)."""
@@ -27,9 +27,7 @@ ALL_QUEUES = ",".join(keys.WORKER_QUEUES)
 SOURCE_ROOTS = ("libs/agentsys", "services/worker", "services/orchestrator", "services/gateway",
                 "services/redis", "services/postgres", "clients/agentctl", ".")
 """Put first on every program's PYTHONPATH, so the checkout's code runs (and reloads)."""
-DEFAULTS = {"REDIS_PORT": 6379, "POSTGRES_PORT": 5432, "API_PORT": 8000, "GATEWAY_PORT": 8080}
-WORKER_STOP_TIMEOUT = 60
-"""Seconds a stopping worker gets to finish its job before supervisord kills it."""
+DEFAULTS = {"REDIS_PORT": 6379, "POSTGRES_PORT": 5432, "API_PORT": defaults.API_PORT, "GATEWAY_PORT": defaults.GATEWAY_PORT}
 
 
 class ConfigError(Exception):
@@ -155,7 +153,7 @@ def resolve(environ: dict[str, str] | None = None, *, create_token: bool = True)
     env_file = _path(outer.get("ENV_FILE"), ROOT / ".env")
     from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
     env = {**from_file, **outer}
-    run_dir = _path(env.get("RUN_DIR"), ROOT / ".run")
+    run_dir = _path(env.get("RUN_DIR"), ROOT / defaults.RUN_DIR)
     ports = {name: _int(env, name, default, low=1) or default for name, default in DEFAULTS.items()}
     own_redis, own_postgres = not env.get("REDIS_URL"), not env.get("DATABASE_URL")
     redis_url = env.get("REDIS_URL") or f"redis://127.0.0.1:{ports['REDIS_PORT']}/0"
@@ -183,7 +181,7 @@ def resolve(environ: dict[str, str] | None = None, *, create_token: bool = True)
         root=ROOT, run_dir=run_dir, env_file=env_file, ports=ports, redis_url=redis_url,
         database_url=database_url, own_redis=own_redis, own_postgres=own_postgres,
         workers=worker_layout(env), reload=env.get("RELOAD", "") not in ("", "0", "false", "no"),
-        demo_symbols=_int(env, "DEMO_SYMBOLS", 50) or 0, token=token, token_created=created,
+        demo_symbols=_int(env, "DEMO_SYMBOLS", defaults.DEMO_SYMBOLS) or 0, token=token, token_created=created,
         env={**outer, **children},
     )
 
@@ -224,7 +222,7 @@ def render(config: RunConfig) -> str:
         "python": sys.executable, "run_id": re.sub(r"[^A-Za-z0-9]", "", config.run_dir.name)[:16] or "run",
         "redis_port": config.ports["REDIS_PORT"], "postgres_port": config.ports["POSTGRES_PORT"],
         "api_port": config.ports["API_PORT"], "gateway_port": config.ports["GATEWAY_PORT"],
-        "worker_stop_timeout": WORKER_STOP_TIMEOUT,
+        "worker_stop_timeout": defaults.PROCESS_WORKER_STOP_TIMEOUT,
         # as root, say so (supervisord would warn); PostgreSQL drops to an unprivileged user itself
         "user_line": "user=root" if os.geteuid() == 0 else "",
     }

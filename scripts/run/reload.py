@@ -29,6 +29,7 @@ from pathlib import Path
 import watchfiles
 
 from agentsys import agents
+from agentsys.exitcodes import RET_OK
 from agentsys.logging import configure_logging, get_logger
 from scripts.run.supctl import Supervisor
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("restarted", programs=restart)
             except (TimeoutError, OSError) as error:
                 log.error("restart failed", programs=restart, error=str(error))
-    return 0
+    return RET_OK
 
 
 if __name__ == "__main__":

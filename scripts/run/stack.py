@@ -24,13 +24,11 @@ from pathlib import Path
 import psycopg
 from redis.exceptions import RedisError
 
+from agentsys import defaults
+from agentsys.exitcodes import RET_CONFIG, RET_FAILED, RET_NOT_RUNNING, RET_OK, RET_USAGE
 from scripts.run import bootstrap
 from scripts.run.config import ConfigError, RunConfig, check_ports, render, resolve
 from scripts.run.supctl import Supervisor
-
-EXIT_OK, EXIT_FAILED, EXIT_NOT_RUNNING = 0, 1, 3
-START_TIMEOUT = 120.0
-"""Seconds the whole start may take (a first run includes initdb)."""
 
 
 class Interrupted(BaseException):
@@ -72,7 +70,7 @@ def _prepare_folder(config: RunConfig) -> None:
 
 
 def _start(config: RunConfig, sup: Supervisor, proc: subprocess.Popen[bytes], begin: float) -> None:
-    deadline = begin + START_TIMEOUT
+    deadline = begin + defaults.PROCESS_START_TIMEOUT
 
     def supervisord_up() -> bool:
         if proc.poll() is not None:
@@ -133,11 +131,11 @@ def up() -> int:
         sup = Supervisor(config.sock)
         if sup.alive():
             print(f"make run: already running in {config.run_dir} (make status, make stop)", file=sys.stderr)
-            return EXIT_FAILED
+            return RET_FAILED
         check_ports(config)
     except ConfigError as error:
         print(f"make run: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return RET_CONFIG
     _prepare_folder(config)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -145,12 +143,12 @@ def up() -> int:
     # shuts supervisord down in order (apps first, servers last) and waits for it.
     proc = subprocess.Popen([str(Path(sys.executable).with_name("supervisord")), "-c", str(config.conf)],
                             env=config.env, stdin=subprocess.DEVNULL, start_new_session=True)
-    code = EXIT_OK
+    code = RET_OK
     try:
         _start(config, sup, proc, begin)
         shared = ("REDIS_URL", "DATABASE_URL", "KEY_PREFIX", "WORKER_WITH_SCHEDULER", "LOG_FORMAT", "PYTHONPATH")
         config.state_file.touch(mode=0o600)
-        config.state_file.write_text(json.dumps({  # for status, and for agentsys.ops' extra workers
+        config.state_file.write_text(json.dumps({  # for status, and for agentctl.processes' extra workers
             "api": config.api_url, "dashboard": config.gateway_url, "programs": config.apps,
             "servers": config.servers, "env": {k: config.env[k] for k in shared if k in config.env}}))
         say(banner(config, time.monotonic() - begin))
@@ -160,7 +158,7 @@ def up() -> int:
         say("stopping everything ...")
     except (TimeoutError, RuntimeError, OSError, psycopg.Error, RedisError, xmlrpc.client.Fault) as error:
         print(f"make run: {error}; logs in {config.run_dir / 'logs'}", file=sys.stderr)
-        code = EXIT_FAILED
+        code = RET_FAILED
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -188,7 +186,7 @@ def status() -> int:
     config = resolve(create_token=False)
     sup = _running(config)
     if sup is None:
-        return EXIT_NOT_RUNNING
+        return RET_NOT_RUNNING
     for p in sup.programs():
         print(f"{p['name']:<24} {p['statename']:<10} {p['description']}")
     try:
@@ -196,7 +194,7 @@ def status() -> int:
     except (OSError, ValueError):
         urls = {"api": config.api_url, "dashboard": config.gateway_url}
     print(f"API {urls['api']}   dashboard {urls['dashboard']}   logs {config.run_dir / 'logs'}")
-    return EXIT_OK
+    return RET_OK
 
 
 def logs(names: list[str]) -> int:
@@ -205,16 +203,16 @@ def logs(names: list[str]) -> int:
     files = [str(folder / f"{n}.log") for n in names] if names else sorted(str(p) for p in folder.glob("*.log"))
     if not files:
         print(f"no logs in {folder}", file=sys.stderr)
-        return EXIT_NOT_RUNNING
+        return RET_NOT_RUNNING
     os.execvp("tail", ["tail", "-n", "50", "-F", *files])  # noqa: S606 (replaces this process: no shell)
-    return EXIT_OK
+    return RET_OK
 
 
 def stop() -> int:
     config = resolve(create_token=False)
     sup = _running(config)
     if sup is None:
-        return EXIT_OK
+        return RET_OK
     pid = sup.pid()
     sup.shutdown()
     deadline = time.monotonic() + 180
@@ -223,17 +221,17 @@ def stop() -> int:
             os.kill(pid, 0)
         except ProcessLookupError:
             print("stopped")
-            return EXIT_OK
+            return RET_OK
         time.sleep(0.1)
     print(f"supervisord (pid {pid}) is still stopping its programs", file=sys.stderr)
-    return EXIT_FAILED
+    return RET_FAILED
 
 
 def restart(names: list[str]) -> int:
     config = resolve(create_token=False)
     sup = _running(config)
     if sup is None:
-        return EXIT_NOT_RUNNING
+        return RET_NOT_RUNNING
     known = [p["name"] for p in sup.programs()]
     wanted: list[str] = []
     for name in names or []:
@@ -243,14 +241,14 @@ def restart(names: list[str]) -> int:
             wanted.append(name)
         else:
             print(f"no program {name!r}; programs: {', '.join(known)} (or 'workers')", file=sys.stderr)
-            return EXIT_FAILED
+            return RET_USAGE
     if not wanted:
         print("say which: make restart SERVICE (a program name, or 'workers')", file=sys.stderr)
-        return EXIT_FAILED
+        return RET_USAGE
     sup.restart(wanted)
     sup.wait_state(wanted, {"RUNNING"}, timeout=60)
     print(f"restarted {', '.join(wanted)}")
-    return EXIT_OK
+    return RET_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,6 @@ def test_the_registry_is_consistent():
 
 
 def test_the_lists_derive_from_it():
-    from orchestrator import rqstate
     from worker import guards
     from worker.agents.base import LOCK_CLASS
     from worker.jobs import control
@@ -43,7 +42,7 @@ def test_the_lists_derive_from_it():
     assert {t.func for t in tasks.TASK_TYPES.values()} <= guards.registered_functions()
     preload = WorkerSettings.model_fields["worker_preload"].default.split(",")
     assert {a.module for a in agents.AGENTS} | {"worker.jobs.ingest", "worker.jobs.control"} <= set(preload)
-    assert rqstate.BREAKER_SOURCES == {"price": ("synthetic", "http")}
+    assert {a.name: a.breaker_sources for a in agents.AGENTS if a.breaker_sources} == {"price": ("synthetic", "http")}
     assert set(control.LAG_QUERIES) == {"indicator", "bang"} == set(control.SWEPT)
 
 

@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from agentsys.exitcodes import RET_CONFIG
 from agentsys.settings import CommonSettings, load
 from tests.support.procs import VENV_BIN
 from worker.settings import WorkerSettings
@@ -13,7 +14,7 @@ def test_bad_value_stops_with_one_line_naming_the_variable(monkeypatch, capsys):
     monkeypatch.setenv("REDIS_URL", "not-a-url")
     with pytest.raises(SystemExit) as stopped:
         load(CommonSettings)
-    assert stopped.value.code == 2
+    assert stopped.value.code == RET_CONFIG
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "REDIS_URL" in err
@@ -42,7 +43,7 @@ def test_low_queues_follow_the_configured_ones(monkeypatch):
 def test_entry_point_reports_bad_setting_without_traceback(tmp_path):
     result = subprocess.run([str(VENV_BIN / "agent-worker")], env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "mysql://x"},
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == RET_CONFIG
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

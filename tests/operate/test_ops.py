@@ -1,4 +1,5 @@
-"""``agentctl worker start|stop`` and ``agentctl status``, as library functions (agentsys.ops)."""
+"""``agentctl worker start|stop`` and ``agentctl status``, as library functions (agentctl.processes,
+agentsys.status, agentctl.output)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from rq import Worker
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from agentsys import flags, ops, tasks
+from agentctl import output, processes
+from agentsys import flags, status, tasks
 from agentsys.schedules import ScheduleSpec, put_schedule
 from tests.support import wait
 from tests.support.pipeline import drain, rows, submit_rows
@@ -25,23 +27,23 @@ def _registered(stack, name: str) -> bool:
 
 
 def test_start_runs_a_detached_worker_and_stop_ends_it(stack):
-    started = ops.start_worker(name="extra-1", queues="control", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
+    started = processes.start_worker(name="extra-1", queues="control", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
     try:
         assert started.pidfile.read_text().strip() == str(started.pid)
         assert os.getpgid(started.pid) != os.getpgid(0)  # its own session: a Ctrl-C here does not reach it
         wait.until(lambda: _registered(stack, "extra-1"), what="the worker to register")
-        assert [w["name"] for w in ops.started_workers(stack.tmp)] == ["extra-1"]
-        with pytest.raises(ops.OpsError, match="already running"):
-            ops.start_worker(name="extra-1", folder=stack.tmp, env=stack.env)
+        assert [w["name"] for w in processes.started_workers(stack.tmp)] == ["extra-1"]
+        with pytest.raises(processes.OpsError, match="already running"):
+            processes.start_worker(name="extra-1", folder=stack.tmp, env=stack.env)
         with stack.db() as conn:
             run = tasks.submit(stack.redis, conn, stack.keys, type="note", params={"description": "via extra-1"})
             assert tasks.wait(conn, run.id, timeout=30).worker == "extra-1"
     finally:
-        stopped = ops.stop_worker(name="extra-1", folder=stack.tmp, timeout=30)
+        stopped = processes.stop_worker(name="extra-1", folder=stack.tmp, timeout=30)
     assert stopped.how == "terminated" and stopped.pid == started.pid
     assert not started.pidfile.exists() and not _registered(stack, "extra-1")
     assert '"service": "worker"' in started.log.read_text()  # JSON lines in the run folder
-    assert ops.stop_worker(name="extra-1", folder=stack.tmp).how == "not running"
+    assert processes.stop_worker(name="extra-1", folder=stack.tmp).how == "not running"
 
 
 def test_stop_kills_a_worker_that_does_not_finish_in_time_and_the_work_is_redone(stack):
@@ -49,26 +51,26 @@ def test_stop_kills_a_worker_that_does_not_finish_in_time_and_the_work_is_redone
     blocker.execute("LOCK TABLE indicators IN ACCESS EXCLUSIVE MODE")
     try:
         run = submit_rows(stack, rows({"OPS0": np.linspace(1, 2, 80)}))
-        ops.start_worker(name="stuck-1", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
+        processes.start_worker(name="stuck-1", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
         started = StartedJobRegistry("indicator", connection=stack.redis)
         wait.until(lambda: started.count == 1, timeout=30, what="the indicator job to start")
-        stopped = ops.stop_worker(name="stuck-1", folder=stack.tmp, timeout=1.0)
+        stopped = processes.stop_worker(name="stuck-1", folder=stack.tmp, timeout=1.0)
         assert stopped.how == "killed" and 1.0 <= stopped.seconds < 15
     finally:
         blocker.close()
     # a worker started again under the same name takes over at once and redoes the killed job
-    ops.start_worker(name="stuck-1", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
+    processes.start_worker(name="stuck-1", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
     try:
         with stack.db() as conn:
             assert tasks.wait(conn, run.id, timeout=60).state == "finished"
             assert conn.execute("SELECT count(*) FROM indicators").fetchone()[0] == 80
     finally:
-        ops.stop_worker(name="stuck-1", folder=stack.tmp)
+        processes.stop_worker(name="stuck-1", folder=stack.tmp)
 
 
 def test_bad_names_are_refused(stack):
-    with pytest.raises(ops.OpsError, match="bad worker name"):
-        ops.start_worker(name="../evil", folder=stack.tmp)
+    with pytest.raises(processes.OpsError, match="bad worker name"):
+        processes.start_worker(name="../evil", folder=stack.tmp)
 
 
 def test_status_shows_queues_workers_schedules_flags_and_bangs(stack):
@@ -82,26 +84,26 @@ def test_status_shows_queues_workers_schedules_flags_and_bangs(stack):
     flags.set_enabled(stack.redis, stack.keys, "bang", False)
     tasks.queue(stack.redis, "price").enqueue("worker.agents.price.run", args=(0,))
     with stack.db() as conn:
-        data = ops.status(stack.redis, conn, stack.keys, bangs=3)
+        data = status.overview(stack.redis, conn, stack.keys, bangs=3)
     price = next(q for q in data["queues"] if q["name"] == "price")
     assert price["depth"] == 1 and price["finished"] >= 1
     assert data["schedules"]["leader"] == "scheduler-a/1234"
     assert data["schedules"]["items"][0]["last_tick"] == "2026-01-01T00:00:00+00:00"
     assert data["flags"]["agents"] == {"price": True, "indicator": True, "bang": False}
     assert len(data["bangs"]) == 3 and data["bangs"][0]["symbol"] == "ST0"
-    text = ops.render_status(data)
+    text = output.status(data)
     for heading in ("QUEUES", "WORKERS", "SCHEDULES (leader: scheduler-a/1234)", "FLAGS", "LAST BANGS", "bang: OFF"):
         assert heading in text
-    assert ops.status(stack.redis, None, stack.keys)["bangs"] is None
+    assert status.overview(stack.redis, None, stack.keys)["bangs"] is None
 
 
 def test_status_lists_workers_with_their_heartbeat_stats(stack):
-    ops.start_worker(name="seen-1", queues="price", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
+    processes.start_worker(name="seen-1", queues="price", folder=stack.tmp, env={**stack.env, **WORKER_ENV})
     try:
         wait.until(lambda: stack.redis.exists(stack.keys.worker_stats("seen-1")), timeout=30,
                    what="the worker's stats hash")
-        worker = next(w for w in ops.status(stack.redis, None, stack.keys)["workers"] if w["name"] == "seen-1")
+        worker = next(w for w in status.overview(stack.redis, None, stack.keys)["workers"] if w["name"] == "seen-1")
         assert worker["queues"] == ["price", "price.low"] and worker["rss_bytes"] > 10 * 2**20
         assert worker["heartbeat_age_s"] is not None and worker["heartbeat_age_s"] < 30
     finally:
-        ops.stop_worker(name="seen-1", folder=stack.tmp)
+        processes.stop_worker(name="seen-1", folder=stack.tmp)

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from agentsys.preflight import EXIT_CREDENTIALS
+from agentsys.exitcodes import RET_AUTH, RET_CONFIG, RET_CONNECT
 from postgres_service import cluster
 from redis_service import server as redis_server
 from tests.support import procs, wait
@@ -31,7 +31,6 @@ from tests.support import procs, wait
 REDIS_PASSWORD = "redis-right-password-6f1c2a"
 PG_PASSWORD = "pg-right-password-93b7d0"
 WRONG = "wrong-password-c0ffee42"
-EXIT_CONFIG, EXIT_CONNECT = 2, 3
 
 
 @dataclass
@@ -123,7 +122,7 @@ def test_worker_with_a_bad_redis_password_stops_with_one_line(guarded, tmp_path,
     env = {"REDIS_URL": guarded.redis_url(password), "DATABASE_URL": guarded.pg_url()}
     code, lines = _run(WORKER, env, tmp_path / "w.log")
     line = _one_clean_line(lines, WRONG, REDIS_PASSWORD, PG_PASSWORD)
-    assert code == EXIT_CONNECT and "cannot reach Redis" in line, line
+    assert code == RET_CONNECT and "cannot reach Redis" in line, line
     assert "auth" in line.lower() or "password" in line.lower(), line
 
 
@@ -134,7 +133,7 @@ def test_worker_with_a_bad_postgres_credential_stops_with_one_line(guarded, tmp_
     env = {"REDIS_URL": guarded.redis_url(REDIS_PASSWORD), "DATABASE_URL": url}
     code, lines = _run(WORKER, env, tmp_path / "w.log")
     line = _one_clean_line(lines, WRONG, REDIS_PASSWORD, PG_PASSWORD)
-    assert code == EXIT_CONNECT and "cannot reach PostgreSQL" in line, line
+    assert code == RET_CONNECT and "cannot reach PostgreSQL" in line, line
     expected = "password authentication failed" if case == "wrong-password" else 'role "nosuchuser" does not exist'
     assert expected in line, line
 
@@ -142,7 +141,7 @@ def test_worker_with_a_bad_postgres_credential_stops_with_one_line(guarded, tmp_
 def test_migrate_with_a_wrong_postgres_password_stops_with_one_line(guarded, tmp_path):
     code, lines = _run(MIGRATE, {"DATABASE_URL": guarded.pg_url(password=WRONG)}, tmp_path / "m.log")
     line = _one_clean_line(lines, WRONG, PG_PASSWORD)
-    assert code != 0 and "cannot reach PostgreSQL" in line and "password authentication failed" in line, line
+    assert code == RET_CONNECT and "cannot reach PostgreSQL" in line and "password authentication failed" in line, line
 
 
 @pytest.mark.parametrize("variable,value", [("REDIS_URL", "not a url"), ("DATABASE_URL", "mysql://x@y/z")])
@@ -150,7 +149,7 @@ def test_a_malformed_url_stops_with_one_line_naming_it(guarded, tmp_path, variab
     env = {"REDIS_URL": guarded.redis_url(REDIS_PASSWORD), "DATABASE_URL": guarded.pg_url(), variable: value}
     code, lines = _run(WORKER, env, tmp_path / "w.log")
     line = _one_clean_line(lines, REDIS_PASSWORD, PG_PASSWORD)
-    assert code == EXIT_CONFIG and line.startswith(f"configuration error: {variable}"), line
+    assert code == RET_CONFIG and line.startswith(f"configuration error: {variable}"), line
 
 
 # ---- the APIs and the scheduler ---------------------------------------------------------
@@ -177,7 +176,7 @@ def test_a_bad_redis_password_stops_the_service_with_one_line(guarded, tmp_path,
     env = {"REDIS_URL": guarded.redis_url(password), "DATABASE_URL": guarded.pg_url()}
     code, lines = _run(_entry_point(service), env, tmp_path / "s.log", timeout=30)
     line = _one_clean_line(lines, WRONG, REDIS_PASSWORD, PG_PASSWORD)
-    assert code == EXIT_CREDENTIALS != 0, lines
+    assert code == RET_AUTH != 0, lines
     assert line.startswith(f"{service}: REDIS_URL: Redis at redis://127.0.0.1:{guarded.redis.port}/0 refused"), line
     assert "auth" in line.lower() or "password" in line.lower(), line
 
@@ -190,7 +189,7 @@ def test_a_bad_postgres_credential_stops_the_service_with_one_line(guarded, tmp_
     env = {"REDIS_URL": guarded.redis_url(REDIS_PASSWORD), "DATABASE_URL": url}
     code, lines = _run(_entry_point(service), env, tmp_path / "s.log", timeout=30)
     line = _one_clean_line(lines, WRONG, REDIS_PASSWORD, PG_PASSWORD)
-    assert code == EXIT_CREDENTIALS != 0, lines
+    assert code == RET_AUTH != 0, lines
     assert line.startswith(f"{service}: DATABASE_URL: PostgreSQL at postgresql://"), line
     expected = "password authentication failed" if case == "wrong-password" else 'role "nosuchuser" does not exist'
     assert expected in line, line

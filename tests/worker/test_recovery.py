@@ -7,7 +7,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from agentsys import tasks, triggers
+from agentsys import defaults, tasks, triggers
 from tests.support.pipeline import QuietWorker, drain, rows, submit_rows
 from worker import recovery
 
@@ -76,7 +76,7 @@ def test_a_task_abandoned_by_its_worker_runs_again_and_is_failed_after_too_many_
         assert done.state == "finished" and done.attempts == 2
 
         again = tasks.submit(stack.redis, conn, stack.keys, type="note", params={"description": "doomed"})
-        conn.execute("UPDATE task_runs SET attempts = %s WHERE id = %s", (recovery.MAX_ABANDONED_ATTEMPTS - 1, again.id))
+        conn.execute("UPDATE task_runs SET attempts = %s WHERE id = %s", (defaults.MAX_ABANDONED_ATTEMPTS - 1, again.id))
         conn.commit()
     _abandon(stack, again.id)
     with stack.db() as conn:

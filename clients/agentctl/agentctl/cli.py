@@ -4,8 +4,9 @@ The API's URL comes from ``--url``, AGENTCTL_URL or ORCHESTRATOR_URL (default
 http://127.0.0.1:8000) and the token from API_TOKEN, each from the environment or
 ``./.env``. ``replay``, ``indicators``, ``events`` (:mod:`agentctl.pipeline`), ``worker
 start|stop`` and ``status`` (:mod:`agentctl.operate`) go through the shared library instead. Output is for people unless ``--json``; an error is one
-line on stderr and a non-zero exit status (the ``RET_*`` constants, shared with the
-pipeline commands).
+line on stderr and a non-zero exit status (the ``RET_*`` constants of
+:mod:`agentsys.exitcodes`: 401 is RET_AUTH, 404 RET_NOT_FOUND, 413 and 422 RET_INPUT, other
+refusals RET_FAILED).
 """
 
 from __future__ import annotations
@@ -17,23 +18,20 @@ from typing import Any
 
 from agentctl import config, operate, output, pipeline
 from agentctl.client import ApiError, Client, Unreachable
+from agentsys import defaults
+from agentsys.exitcodes import (
+    RET_AUTH,
+    RET_CONNECT,
+    RET_FAILED,
+    RET_INPUT,
+    RET_NOT_FOUND,
+    RET_OK,
+    RET_TIMEOUT,
+    RET_USAGE,
+)
 
-RET_OK = 0
-"""Done."""
-RET_FAILED = pipeline.EXIT_FAILED
-"""The task ended failed, canceled or stopped, or the API refused for another reason (409, 5xx)."""
-RET_USAGE = pipeline.EXIT_USAGE
-"""Bad command line (argparse's own status too)."""
-RET_INPUT = pipeline.EXIT_INPUT
-"""The input was refused (a 422 naming the field, a 413, an unreadable file)."""
-RET_CONNECT = pipeline.EXIT_CONNECT
-"""The API (or, for the pipeline commands, Redis or PostgreSQL) could not be reached."""
-RET_TIMEOUT = pipeline.EXIT_TIMEOUT
-"""``--wait`` ran out before the task ended."""
-RET_AUTH = 6
-"""Missing or wrong API_TOKEN."""
-RET_NOT_FOUND = 7
-"""No such task, agent or schedule."""
+__all__ = ["RET_AUTH", "RET_CONNECT", "RET_FAILED", "RET_INPUT", "RET_NOT_FOUND", "RET_OK", "RET_TIMEOUT",
+           "RET_USAGE", "main"]
 
 DESCRIPTION = "Submit and inspect tasks, steer agents, through the orchestrator's API."
 STATUS_EXIT = {401: RET_AUTH, 404: RET_NOT_FOUND, 413: RET_INPUT, 422: RET_INPUT}
@@ -41,8 +39,6 @@ ENDED = {"finished", "failed", "canceled", "stopped"}
 PRIORITIES = ("high", "normal", "low")
 MAX_WAIT = 60.0
 """The API's longest long poll; longer waits poll again."""
-DEFAULT_WAIT = 3600.0
-"""Seconds a bare ``--wait`` waits for the task to end."""
 
 
 class UsageError(Exception):
@@ -145,12 +141,12 @@ def parser() -> argparse.ArgumentParser:
                         help="a parameter; VALUE is JSON when it parses (1, true, [\"AAPL\"]), else text")
     submit.add_argument("--json-params", metavar="JSON", help="all parameters as a JSON object")
     submit.add_argument("--priority", choices=PRIORITIES, default="normal")
-    submit.add_argument("--wait", type=float, nargs="?", const=DEFAULT_WAIT, default=0, metavar="SECONDS",
-                        help=f"wait for the task to end (alone: up to {DEFAULT_WAIT:g}s)")
+    submit.add_argument("--wait", type=float, nargs="?", const=defaults.AGENTCTL_WAIT, default=0, metavar="SECONDS",
+                        help=f"wait for the task to end (alone: up to {defaults.AGENTCTL_WAIT:g}s)")
     show = actions.add_parser("show", help="one task", parents=[common])
     show.add_argument("id")
-    show.add_argument("--wait", type=float, nargs="?", const=DEFAULT_WAIT, default=0, metavar="SECONDS",
-                      help=f"wait up to this long for it to end (alone: {DEFAULT_WAIT:g}s)")
+    show.add_argument("--wait", type=float, nargs="?", const=defaults.AGENTCTL_WAIT, default=0, metavar="SECONDS",
+                      help=f"wait up to this long for it to end (alone: {defaults.AGENTCTL_WAIT:g}s)")
     show.add_argument("--traceback", action="store_true", help="include the traceback of a failure")
     listing = actions.add_parser("list", help="tasks, newest first", parents=[common])
     listing.add_argument("--state", choices=("queued", "scheduled", "deferred", "started", "finished", "failed",

@@ -8,9 +8,7 @@ from urllib.parse import quote
 import httpx
 
 from agentctl.config import Config
-
-TIMEOUT = 10.0
-"""Seconds to wait for a response, on top of any long poll asked for."""
+from agentsys import defaults
 
 
 class ApiError(Exception):
@@ -39,13 +37,13 @@ def _detail(response: httpx.Response) -> str:
 class Client:
     def __init__(self, config: Config, *, transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        self.http = httpx.Client(base_url=config.url, headers=headers, timeout=TIMEOUT, transport=transport)
+        self.http = httpx.Client(base_url=config.url, headers=headers, timeout=defaults.AGENTCTL_HTTP_TIMEOUT, transport=transport)
         self.url = config.url
 
     def close(self) -> None:
         self.http.close()
 
-    def request(self, method: str, path: str, *, timeout: float = TIMEOUT, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, timeout: float = defaults.AGENTCTL_HTTP_TIMEOUT, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, path, timeout=timeout, **kwargs)
         except httpx.TransportError as error:
@@ -65,7 +63,7 @@ class Client:
 
     def task(self, task_id: str, *, wait: float = 0, traceback: bool = False) -> Any:
         params = {"wait": wait, "traceback": str(traceback).lower()}
-        return self.request("GET", f"/tasks/{quote(task_id, safe='')}", params=params, timeout=TIMEOUT + wait)
+        return self.request("GET", f"/tasks/{quote(task_id, safe='')}", params=params, timeout=defaults.AGENTCTL_HTTP_TIMEOUT + wait)
 
     def tasks(self, **filters: Any) -> Any:
         return self.request("GET", "/tasks", params={k: v for k, v in filters.items() if v is not None})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-"""The orchestrator on this machine (its default bind)."""
+from agentsys import defaults
+
 URL_VARIABLES = ("AGENTCTL_URL", "ORCHESTRATOR_URL")
 """Variables naming the API's base URL, first found wins."""
 TOKEN_VARIABLE = "API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
@@ -31,5 +31,5 @@ def load(*, url: str | None = None, env_file: Path | None = None) -> Config:
     def get(name: str) -> str | None:
         return os.environ.get(name) or file.get(name) or None
 
-    found = url or next((v for v in map(get, URL_VARIABLES) if v), None) or DEFAULT_URL
+    found = url or next((v for v in map(get, URL_VARIABLES) if v), None) or defaults.ORCHESTRATOR_URL
     return Config(url=found.rstrip("/"), token=get(TOKEN_VARIABLE))

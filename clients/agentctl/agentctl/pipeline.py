@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,16 @@ from redis import Redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from agentctl import output
 from agentsys import db, defaults, keys, migrate, replay, tasks
-from agentsys.errors import AgentSysError, InputError, TaskTimeout
+from agentsys.errors import AgentSysError, InputError, TaskTimeout, first_line
+from agentsys.exitcodes import RET_CONNECT, RET_FAILED, RET_INPUT, RET_NOT_FOUND, RET_OK, RET_TIMEOUT, RET_USAGE
 from agentsys.keys import Keys
 from agentsys.models import TaskRun
 from agentsys.settings import CommonSettings, load
 from agentsys.symbols import SYMBOL_RE
+from agentsys.timefmt import iso
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INPUT, EXIT_CONNECT, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
-EXIT_NOT_FOUND = 7
-"""No such task, agent, schedule or symbol (the API commands' RET_NOT_FOUND)."""
-BURST_WORKERS = 2
-"""Burst workers agentctl starts when no worker serves the agent queues."""
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -50,19 +47,14 @@ def _connect(settings: CommonSettings) -> tuple[Redis, psycopg.Connection]:
         redis = Redis.from_url(settings.redis, socket_connect_timeout=defaults.CONNECT_TIMEOUT)
         redis.ping()
     except Exception as error:
-        raise CommandError(f"cannot reach Redis at {_safe(settings.redis)}: {_first(error)}", EXIT_CONNECT) from None
+        raise CommandError(f"cannot reach Redis at {_safe(settings.redis)}: {first_line(error)}", RET_CONNECT) from None
     try:
         migrate.migrate(settings.database)
         conn = db.connect(settings.database)  # the shared factory: timestamps come back in UTC
     except psycopg.Error as error:
-        raise CommandError(f"cannot reach PostgreSQL at {_safe(settings.database)}: {_first(error)}",
-                           EXIT_CONNECT) from None
+        raise CommandError(f"cannot reach PostgreSQL at {_safe(settings.database)}: {first_line(error)}",
+                           RET_CONNECT) from None
     return redis, conn
-
-
-def _first(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _safe(url: str) -> str:
@@ -109,7 +101,7 @@ def run_replay(args: argparse.Namespace) -> int:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise CommandError(f"{path}: {getattr(error, 'strerror', None) or _first(error)}", EXIT_INPUT) from None
+        raise CommandError(f"{path}: {getattr(error, 'strerror', None) or first_line(error)}", RET_INPUT) from None
     redis, conn = _connect(settings)
     began = time.monotonic()
     workers: list[subprocess.Popen[bytes]] = []
@@ -118,7 +110,7 @@ def run_replay(args: argparse.Namespace) -> int:
             run = replay.submit_replay(redis, conn, Keys(settings.key_prefix), csv_text=text, fast=args.fast,
                                        mid=args.mid, slow=args.slow, replace=args.replace)
         except InputError as error:
-            raise CommandError(f"{path}: {error}", EXIT_INPUT) from None
+            raise CommandError(f"{path}: {error}", RET_INPUT) from None
         own = not agents_served(redis)
         tty = sys.stderr.isatty() and not args.json
         deadline = time.monotonic() + args.timeout
@@ -130,9 +122,9 @@ def run_replay(args: argparse.Namespace) -> int:
             if run.ended:
                 break
             if own and all(p.poll() is not None for p in workers):
-                workers = start_burst_workers(settings, BURST_WORKERS, Path(args.log_dir))
+                workers = start_burst_workers(settings, defaults.BURST_WORKERS, Path(args.log_dir))
             if time.monotonic() > deadline:
-                raise CommandError(f"task {run.id} still {run.state.value} after {args.timeout:g}s", EXIT_TIMEOUT)
+                raise CommandError(f"task {run.id} still {run.state.value} after {args.timeout:g}s", RET_TIMEOUT)
             time.sleep(0.1)
         if tty:
             print(file=sys.stderr)
@@ -147,14 +139,14 @@ def run_replay(args: argparse.Namespace) -> int:
         redis.close()
     seconds = round(time.monotonic() - began, 3)
     if run.state.value != "finished":
-        raise CommandError(f"replay {run.state.value}: {run.error or 'no reason recorded'}", EXIT_FAILED)
+        raise CommandError(f"replay {run.state.value}: {run.error or 'no reason recorded'}", RET_FAILED)
     summary = {"task_id": run.id, **(run.result or {}), "seconds": seconds, "workers": "own" if own else "running"}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"replayed {summary.get('symbols', 0)} symbols, {summary.get('ticks', 0)} ticks, "
               f"{summary.get('bangs', 0)} bangs in {seconds:.2f}s (task {run.id}, {summary['workers']} workers)")
-    return EXIT_OK
+    return RET_OK
 
 
 INDICATOR_FIELDS = ("symbol", "ts", "price", "ema_fast", "ema_mid", "ema_slow", "state")
@@ -166,23 +158,19 @@ def _rows(query: str, params: tuple[Any, ...], fields: tuple[str, ...], *, symbo
     """The query's rows as dicts; with ``symbol``, no rows for a symbol not in the universe is an
     error, not an empty answer (checked on the same connection)."""
     if symbol is not None and not SYMBOL_RE.match(symbol):
-        raise CommandError(f"bad symbol {symbol!r}: expected {SYMBOL_RE.pattern}", EXIT_USAGE)
+        raise CommandError(f"bad symbol {symbol!r}: expected {SYMBOL_RE.pattern}", RET_USAGE)
     redis, conn = _connect(load(CommonSettings))
     redis.close()
     with conn:
         out = []
         for row in conn.execute(query, params).fetchall():  # type: ignore[arg-type]
             item = dict(zip(fields, row, strict=True))
-            item["ts"] = _iso(item["ts"])
+            item["ts"] = iso(item["ts"], z=True)
             out.append(item)
         if not out and symbol is not None and \
                 conn.execute("SELECT 1 FROM symbols WHERE symbol = %s", (symbol,)).fetchone() is None:
-            raise CommandError(f"unknown symbol {symbol!r}: not in the universe", EXIT_NOT_FOUND)
+            raise CommandError(f"unknown symbol {symbol!r}: not in the universe", RET_NOT_FOUND)
     return out
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def run_indicators(args: argparse.Namespace) -> int:
@@ -206,16 +194,12 @@ def run_events(args: argparse.Namespace) -> int:
 def _print(rows: list[dict[str, Any]], as_json: bool, fields: tuple[str, ...], *, empty: str) -> int:
     if as_json:
         print(json.dumps(rows))
-        return EXIT_OK
+        return RET_OK
     if not rows:
         print(empty)
-        return EXIT_OK
-    cells = [[_cell(r[f]) for f in fields] for r in rows]
-    widths = [max(len(f), *(len(c[i]) for c in cells)) for i, f in enumerate(fields)]
-    print("  ".join(f.ljust(w) for f, w in zip(fields, widths, strict=True)))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
-    return EXIT_OK
+        return RET_OK
+    print("\n".join(output.grid(fields, [[_cell(r[f]) for f in fields] for r in rows], strip=False)))
+    return RET_OK
 
 
 def _cell(value: Any) -> str:
@@ -264,9 +248,9 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as error:
         return fail(str(error), error.status)
     except TaskTimeout as error:
-        return fail(str(error), EXIT_TIMEOUT)
+        return fail(str(error), RET_TIMEOUT)
     except AgentSysError as error:
-        return fail(str(error), EXIT_FAILED)
+        return fail(str(error), RET_FAILED)
 
 
 def fail(message: str, status: int) -> int:

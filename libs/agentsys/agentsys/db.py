@@ -85,5 +85,5 @@ os.register_at_fork(after_in_child=_forget)
 
 def fetch_dicts(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[call-overload]
+        cur.execute(query, params)
         return list(cur.fetchall())

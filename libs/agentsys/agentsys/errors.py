@@ -29,3 +29,15 @@ class TaskTimeout(AgentSysError):
 
 class InputError(AgentSysError):
     """Input data was refused; nothing was written."""
+
+
+def first_line(error: BaseException, *, fallback: str | None = None) -> str:
+    """The first non-blank line of ``str(error)``, for one-line logs and messages.
+
+    Driver errors (psycopg's above all) carry a detail block after the first line. An error
+    with no text gives ``fallback``, by default its class name.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    return type(error).__name__ if fallback is None else fallback

@@ -66,7 +66,7 @@ def migrate(url: str) -> list[int]:
                         raise RuntimeError(f"migration {m.version}_{m.name} was changed after it was applied")
                     continue
                 with conn.transaction():
-                    conn.execute(m.sql)  # type: ignore[arg-type]
+                    conn.execute(m.sql)
                     conn.execute(
                         f"INSERT INTO {TABLE} (version, name, checksum) VALUES (%s, %s, %s)",
                         (m.version, m.name, m.checksum),
@@ -85,6 +85,8 @@ def is_current(conn: psycopg.Connection) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``agentsys-migrate``: apply pending migrations to DATABASE_URL."""
+    from agentsys.errors import first_line
+    from agentsys.exitcodes import RET_CONNECT, RET_OK
     from agentsys.logging import configure_logging, get_logger
     from agentsys.settings import CommonSettings, load
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         versions = migrate(settings.database)
     except psycopg.OperationalError as error:
-        print(f"cannot reach PostgreSQL: {str(error).strip().splitlines()[0]}")
-        return 1
+        print(f"cannot reach PostgreSQL: {first_line(error)}")
+        return RET_CONNECT
     get_logger("agentsys.migrate").info("migrated", applied=versions)
-    return 0
+    return RET_OK

@@ -6,7 +6,7 @@ restarting, PostgreSQL still recovering): a server that is merely *unreachable*
 ready" on ``/readyz`` and reconnect later. A server that answers and *refuses* the
 credentials will refuse them on every retry, so waiting would only hide a typo: the
 process prints one line to stderr naming the service and the variable (never the secret;
-a URL shown has its password stripped) and exits with :data:`EXIT_CREDENTIALS`.
+a URL shown has its password stripped) and exits with ``RET_AUTH`` (:mod:`agentsys.exitcodes`).
 
 The classification is by exception class and by the servers' messages (PostgreSQL's in
 English, its default ``lc_messages``).
@@ -26,12 +26,9 @@ from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from agentsys import db, defaults
+from agentsys import db, defaults, errors
+from agentsys.exitcodes import RET_AUTH
 from agentsys.settings import CommonSettings
-
-EXIT_CREDENTIALS = 3
-"""Exit status of a process whose Redis or PostgreSQL refused its credentials at start
-(the status ``agent-worker`` and ``agent-scheduler`` call EXIT_CONNECT)."""
 
 Outcome = Literal["ok", "refused", "unreachable"]
 
@@ -80,8 +77,7 @@ def _password(url: str) -> str | None:
 
 def first_line(error: BaseException, url: str = "") -> str:
     """The error's first non-empty line, whitespace collapsed, ``url``'s password masked."""
-    lines = [" ".join(line.split()) for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
+    text = " ".join(errors.first_line(error).split())
     secret = _password(url) if url else None
     return text.replace(secret, "***") if secret else text
 
@@ -129,7 +125,7 @@ def _variable(settings: CommonSettings, field: str) -> str:
 
 def check_credentials(service: str, settings: CommonSettings, *, log: Any = None) -> tuple[Probe, Probe]:
     """Probe Redis, then PostgreSQL; at the first refusal print one line and exit
-    :data:`EXIT_CREDENTIALS`. Otherwise return both probes (an unreachable one is logged
+    :data:`~agentsys.exitcodes.RET_AUTH`. Otherwise return both probes (an unreachable one is logged
     as a warning when ``log`` is given: the caller starts anyway)."""
     probes: list[Probe] = []
     for probe_one, field, url in ((probe_redis, "redis_url", settings.redis),
@@ -137,7 +133,7 @@ def check_credentials(service: str, settings: CommonSettings, *, log: Any = None
         probe = probe_one(url, _variable(settings, field))
         if probe.outcome == "refused":
             print(probe.line(service), file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_CREDENTIALS)
+            raise SystemExit(RET_AUTH)
         probes.append(probe)
     if log is not None:
         for probe in probes:

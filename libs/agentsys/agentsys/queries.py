@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from agentsys.models import TaskRun
+from agentsys.timefmt import iso
 
 EVENT_COLUMNS = "id, symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow"
 
@@ -29,7 +30,7 @@ def _rows(conn: psycopg.Connection, query: str, params: Any) -> list[dict[str, A
 
 
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
-    row["ts"] = row["ts"].isoformat()
+    row["ts"] = iso(row["ts"])
     return row
 
 

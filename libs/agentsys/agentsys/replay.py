@@ -15,18 +15,14 @@ from redis import Redis
 from agentsys import task_params, tasks
 from agentsys.keys import Keys
 from agentsys.models import Priority, TaskRun
+from agentsys.timefmt import iso_us_many
 
 
 def stage(conn: psycopg.Connection, task_id: str, rows: Any) -> None:
     """COPY parsed rows into ``staged_prices`` (the caller's transaction)."""
     with conn.cursor() as cur, cur.copy("COPY staged_prices (task_id, symbol, ts, price) FROM STDIN") as copy:
-        for symbol, when, price in zip(rows.symbols.tolist(), _iso(rows.ts), rows.price.tolist(), strict=True):
+        for symbol, when, price in zip(rows.symbols.tolist(), iso_us_many(rows.ts), rows.price.tolist(), strict=True):
             copy.write_row((task_id, symbol, when, price))
-
-
-def _iso(ts_us: Any) -> list[str]:
-    """ISO 8601 UTC text for COPY (exact to the microsecond, no datetime objects)."""
-    return [t + "+00" for t in ts_us.astype("datetime64[us]").astype(str).tolist()]
 
 
 def submit_replay(

@@ -10,12 +10,11 @@ from pydantic import Field, PostgresDsn, RedisDsn, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentsys import defaults
+from agentsys.exitcodes import RET_CONFIG
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "token", "example", "password"}
 """Values that look like a copied example; refused as secrets outside development."""
 
-EXIT_CONFIG = 2
-"""Exit status of a process stopped by a bad setting."""
 
 
 class CommonSettings(BaseSettings):
@@ -23,12 +22,12 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
-    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
-    database_url: PostgresDsn = PostgresDsn("postgresql://postgres@127.0.0.1:5432/agentsys")
+    environment: Literal["development", "test", "production"] = defaults.ENVIRONMENT
+    redis_url: RedisDsn = RedisDsn(defaults.REDIS_URL)
+    database_url: PostgresDsn = PostgresDsn(defaults.DATABASE_URL)
     key_prefix: str = Field(default=defaults.KEY_PREFIX, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = defaults.LOG_LEVEL
+    log_format: Literal["auto", "json", "console"] = defaults.LOG_FORMAT
     api_token: SecretStr | None = None
 
     @field_validator("log_level", mode="before")
@@ -73,7 +72,7 @@ def load(cls: type[S], **overrides: object) -> S:
         return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         print(f"configuration error: {describe_error(error, cls)}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(RET_CONFIG) from None
 
 
 def is_loopback(host: str) -> bool:

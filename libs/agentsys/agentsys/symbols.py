@@ -105,5 +105,5 @@ def delete_symbols(conn: psycopg.Connection, names: Sequence[str]) -> int:
     """Delete symbols with all their data; returns how many symbols were deleted."""
     names = list(names)
     for table in ("prices", "indicators", "bang_events", "progress", "task_targets"):
-        conn.execute(f"DELETE FROM {table} WHERE symbol = ANY(%s)", (names,))  # type: ignore[arg-type]
+        conn.execute(f"DELETE FROM {table} WHERE symbol = ANY(%s)", (names,))
     return conn.execute("DELETE FROM symbols WHERE symbol = ANY(%s)", (names,)).rowcount

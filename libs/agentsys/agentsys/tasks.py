@@ -77,7 +77,7 @@ def queue_for(base: str, priority: Priority) -> tuple[str, bool]:
 
 def _row(conn: psycopg.Connection, query: str, params: Mapping[str, Any] | tuple[Any, ...]) -> dict[str, Any] | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)  # type: ignore[arg-type]
+        cur.execute(query, params)
         return cur.fetchone()
 
 

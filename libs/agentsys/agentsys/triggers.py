@@ -95,8 +95,7 @@ def trigger(redis: Redis, k: Keys, agent: str, shard: int, *, low: bool = False)
     return ids[0] if ids else None
 
 
-LOST_AFTER_S = 30.0
-"""Seconds after enqueueing before a 'queued' job that is on no queue list counts as lost."""
+LOST_AFTER_S = defaults.LOST_AFTER_S
 
 
 def is_lost(redis: Redis, job: Job, *, after_s: float | None = None) -> bool:

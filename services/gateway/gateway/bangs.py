@@ -36,15 +36,15 @@ from psycopg import AsyncConnection, IsolationLevel
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from agentsys import defaults
 from agentsys.logging import get_logger
+from agentsys.timefmt import iso
 from gateway.metrics import GatewayMetrics
 
 log = get_logger("gateway.bangs")
 
 COLUMNS = "id, symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow"
 SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
-CONNECTION_TIMEOUT = 5.0
-"""Seconds to wait for a pooled PostgreSQL connection."""
 
 
 async def configure(conn: AsyncConnection) -> None:
@@ -55,7 +55,7 @@ async def configure(conn: AsyncConnection) -> None:
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
     row.pop("txid", None)
-    row["ts"] = row["ts"].isoformat()
+    row["ts"] = iso(row["ts"])
     return row
 
 
@@ -94,7 +94,7 @@ class BangTail:
         """Fan out committed rows below the new horizon that Pub/Sub has not brought; advance it."""
         self._fresh = set()
         try:
-            async with self._pool.connection(timeout=CONNECTION_TIMEOUT) as conn:
+            async with self._pool.connection(timeout=defaults.GATEWAY_DB_TIMEOUT) as conn:
                 row = await (await conn.execute(SNAPSHOT_XMIN)).fetchone()
                 xmin = int(row[0])  # type: ignore[index]
                 window: list[tuple[int, str]] = []
@@ -146,7 +146,7 @@ class BangTail:
         return [_event(r) for r in reversed(rows)]
 
     async def _rows(self, query: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._pool.connection(timeout=CONNECTION_TIMEOUT) as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._pool.connection(timeout=defaults.GATEWAY_DB_TIMEOUT) as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, args)  # type: ignore[arg-type]
             return await cur.fetchall()
 

@@ -1,7 +1,7 @@
 """``agent-gateway``: serve the dashboard and the live stream with uvicorn.
 
 At start Redis and PostgreSQL are probed: credentials they refuse stop the process with
-one line and exit status ``agentsys.preflight.EXIT_CREDENTIALS``; a server not reachable
+one line and exit status ``agentsys.exitcodes.RET_AUTH``; a server not reachable
 yet does not (the gateway starts, reports not ready on /readyz and reconnects: in production
 dependencies may well start later).
 """
@@ -12,6 +12,7 @@ import argparse
 
 import uvicorn
 
+from agentsys.exitcodes import RET_OK
 from agentsys.logging import configure_logging, get_logger
 from agentsys.preflight import check_credentials
 from agentsys.settings import load
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                 # no permessage-deflate: compressing every message once per client serialises
                 # a burst's fan-out on the event loop (100 clients x a bang batch); latency first
                 ws_per_message_deflate=False)
-    return 0
+    return RET_OK
 
 
 if __name__ == "__main__":

@@ -19,7 +19,15 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentsys.errors import AgentSysError, InputError, TaskExists, TaskNotFound, TaskTimeout, UnknownTaskType
+from agentsys.errors import (
+    AgentSysError,
+    InputError,
+    TaskExists,
+    TaskNotFound,
+    TaskTimeout,
+    UnknownTaskType,
+    first_line,
+)
 from agentsys.logging import get_logger
 from agentsys.tasks import TaskConflict
 
@@ -74,13 +82,12 @@ async def _library(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("dependency unavailable", error_type=type(exc).__name__, error=str(exc).splitlines()[0][:200])
+    log.warning("dependency unavailable", error_type=type(exc).__name__, error=first_line(exc, fallback="")[:200])
     return _json(503, "a backing service (Redis or PostgreSQL) is unavailable; try again")
 
 
 async def _refused_data(_: Request, exc: Exception) -> JSONResponse:
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return _json(422, f"input refused: {first[:200]}")
+    return _json(422, f"input refused: {first_line(exc)[:200]}")
 
 
 def install(app: FastAPI) -> None:

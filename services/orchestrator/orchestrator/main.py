@@ -1,7 +1,7 @@
 """``agent-orchestrator``: serve the API with uvicorn.
 
 At start Redis and PostgreSQL are probed: credentials they refuse stop the process with
-one line and exit status ``agentsys.preflight.EXIT_CREDENTIALS``; a server not reachable
+one line and exit status ``agentsys.exitcodes.RET_AUTH``; a server not reachable
 yet does not (the API starts, reports not ready on /readyz and reconnects: in production
 dependencies may well start later).
 """
@@ -12,6 +12,7 @@ import argparse
 
 import uvicorn
 
+from agentsys.exitcodes import RET_OK
 from agentsys.logging import configure_logging, get_logger
 from agentsys.preflight import check_credentials
 from agentsys.settings import load
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     check_credentials("agent-orchestrator", settings, log=get_logger("orchestrator"))
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_config=None, access_log=False, server_header=False)
-    return 0
+    return RET_OK
 
 
 if __name__ == "__main__":

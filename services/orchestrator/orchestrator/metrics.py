@@ -29,10 +29,9 @@ from redis import Redis
 from rq.job import Job
 from rq.utils import utcparse
 
-from agentsys import db, flags
+from agentsys import agents, db, defaults, flags, status
 from agentsys.keys import Keys
 from agentsys.logging import get_logger
-from orchestrator import rqstate
 
 log = get_logger("orchestrator.metrics")
 
@@ -41,8 +40,6 @@ JOB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.
 MAX_NEW_JOBS = 20_000
 """Jobs observed at most per registry per scrape (bounds a scrape after a long pause)."""
 BREAKER_STATES = ("closed", "half_open", "open")
-PG_TIMEOUT = 3.0
-"""Seconds a scrape waits for a PostgreSQL connection (scrapes have their own deadline)."""
 
 
 class JobDurations:
@@ -56,25 +53,25 @@ class JobDurations:
 
     def update(self, redis: Redis) -> None:
         with self._lock:
-            plan = [(q, status, rqstate.registry_key(status, q)) for q in rqstate.ALL_QUEUES
-                    for status in ("finished", "failed")]
+            plan = [(q, outcome, status.registry_key(outcome, q)) for q in status.ALL_QUEUES
+                    for outcome in ("finished", "failed")]
             with redis.pipeline(transaction=False) as pipe:
                 for _, _, key in plan:
                     pipe.zrange(key, -MAX_NEW_JOBS, -1)
                 members = pipe.execute()
             todo: list[tuple[str, str, str]] = []
-            for (queue, status, key), ids in zip(plan, members, strict=True):
+            for (queue, outcome, key), ids in zip(plan, members, strict=True):
                 now = {i.decode() for i in ids}
-                todo += [(queue.removesuffix(".low"), status, i) for i in now - self._seen.get(key, set())]
+                todo += [(queue.removesuffix(".low"), outcome, i) for i in now - self._seen.get(key, set())]
                 self._seen[key] = now
             with redis.pipeline(transaction=False) as pipe:
                 for _, _, job_id in todo:
                     pipe.hmget(Job.key_for(job_id), "started_at", "ended_at")
                 times = pipe.execute()
-            for (agent, status, _), (started, ended) in zip(todo, times, strict=True):
+            for (agent, outcome, _), (started, ended) in zip(todo, times, strict=True):
                 if started and ended:
                     seconds = (utcparse(ended.decode()) - utcparse(started.decode())).total_seconds()
-                    self.histogram.labels(agent, status).observe(max(0.0, seconds))
+                    self.histogram.labels(agent, outcome).observe(max(0.0, seconds))
 
 
 class SystemCollector:
@@ -100,10 +97,10 @@ class SystemCollector:
     def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("agentsys_queue_depth", "jobs waiting in the queue", labels=["queue"])
         jobs = GaugeMetricFamily("agentsys_jobs", "jobs in RQ's registries by state", labels=["queue", "state"])
-        for row in rqstate.queue_stats(self.redis):
+        for row in status.queue_stats(self.redis):
             depth.add_metric([row["name"]], row["depth"])
             jobs.add_metric([row["name"], "queued"], row["depth"])
-            for kind in rqstate.REGISTRIES:
+            for kind in status.REGISTRIES:
                 jobs.add_metric([row["name"], kind], row[kind])
         yield depth
         yield jobs
@@ -115,14 +112,14 @@ class SystemCollector:
         yield enabled
         breaker = GaugeMetricFamily("agentsys_breaker_state", "1 for the current breaker state of a source",
                                     labels=["source", "state"])
-        for sources in rqstate.BREAKER_SOURCES.values():
-            for row in rqstate.breakers(self.redis, self.keys, sources):
+        for agent in agents.AGENTS:
+            for row in status.breakers(self.redis, self.keys, agent.breaker_sources):
                 for state in BREAKER_STATES:
                     breaker.add_metric([row["source"], state], 1 if row["state"] == state else 0)
         yield breaker
 
     def _workers(self) -> Iterator[Metric]:
-        found = rqstate.workers(self.redis, self.keys)
+        found = status.workers(self.redis, self.keys)
         count = GaugeMetricFamily("agentsys_workers", "registered workers")
         count.add_metric([], len(found))
         yield count
@@ -143,7 +140,7 @@ class SystemCollector:
         yield from (rss, cpu, jobs, age)
 
     def _bangs(self) -> Iterator[Metric]:
-        with db.pool(self.database_url).connection(timeout=PG_TIMEOUT) as conn:
+        with db.pool(self.database_url).connection(timeout=defaults.PG_PROBE_TIMEOUT) as conn:
             conn.execute("SET LOCAL statement_timeout = 5000")
             row = conn.execute("SELECT count(*) FROM bang_events").fetchone()
         bangs = CounterMetricFamily("agentsys_bangs", "bang events recorded (rows in bang_events)")

@@ -11,10 +11,10 @@ from agentsys.settings import CommonSettings, is_loopback, load
 
 
 class OrchestratorSettings(CommonSettings):
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_host: str = defaults.API_HOST
+    api_port: int = Field(default=defaults.API_PORT, ge=1, le=65535)
     api_read_token_required: bool = Field(default=False, description="reads need the bearer token too")
-    api_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3,
+    api_max_body_bytes: int = Field(default=defaults.API_MAX_BODY_BYTES, ge=1024, le=1024**3,
                                     description="largest request body, in bytes (a replay CSV is the big one)")
     cors_origins: str = Field(default="", description="comma-separated allowed origins; empty: CORS closed")
     history_cache_ttl: int = Field(default=defaults.HISTORY_CACHE_TTL, ge=1, le=86_400,

@@ -23,20 +23,17 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer, resolve_serializer
 from rq.worker.base import BaseWorker
 
-from agentsys import db, keys, tasks, triggers
+from agentsys import db, defaults, keys, tasks, triggers
 from agentsys.errors import ConfigError
 from agentsys.keys import Keys
 from agentsys.logging import configure_logging, get_logger, is_configured
 from agentsys.models import TaskState
+from agentsys.status import STAT_FIELDS
 from worker import guards, recovery
 from worker.settings import WorkerSettings, get_settings
 
 log = get_logger("worker")
 
-HEARTBEAT_MIN_GAP = 1.0
-"""Seconds between two published heartbeats, however often RQ beats."""
-STAT_FIELDS = ("rss_bytes", "cpu_seconds", "jobs_done", "failures", "last_job_ms", "at")
-"""Heartbeat numbers also kept in the worker's stats hash (``Keys.worker_stats``) for status views."""
 
 
 def preload(modules: str) -> None:
@@ -169,12 +166,12 @@ class AgentWorkerMixin(BaseWorker):
             with guards.riding_out("heartbeat"):
                 super().heartbeat(timeout, pipeline)
         now = time.monotonic()
-        if self.is_horse or now - self._published < HEARTBEAT_MIN_GAP:
+        if self.is_horse or now - self._published < defaults.HEARTBEAT_MIN_GAP:
             return
         self._published = now
         try:
             stats = self.stats()
-            numbers = {name: "" if stats[name] is None else stats[name] for name in STAT_FIELDS}
+            numbers = {name: "" if stats[name] is None else stats[name] for name in STAT_FIELDS}  # read back by agentsys.status
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.publish(self.keys.channel_heartbeats, json.dumps(stats))
                 pipe.hset(self.keys.worker_stats(self.name), mapping=numbers)  # type: ignore[arg-type]  # redis-py's key type is invariant

@@ -23,6 +23,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from agentsys import defaults
+from agentsys.errors import first_line
 from agentsys.logging import get_logger
 
 log = get_logger("worker")
@@ -32,8 +34,6 @@ REFUSED = "JobRefused"
 HORSE_DIED = "Work-horse terminated unexpectedly"
 """How RQ starts the failure of a job whose process died (SIGKILL, out of memory)."""
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-REDIS_WAIT_S = 60.0
-"""Seconds a worker waits for Redis to come back to settle a job that ended while it was away."""
 
 
 def registered_functions() -> frozenset[str]:
@@ -125,10 +125,10 @@ def riding_out(what: str) -> Iterator[None]:
     try:
         yield
     except REDIS_DOWN as error:
-        log.warning("Redis unreachable; going on", during=what, error=str(error).splitlines()[0] if str(error) else "")
+        log.warning("Redis unreachable; going on", during=what, error=first_line(error, fallback=""))
 
 
-def wait_for_redis(client: redis.Redis, *, timeout: float = REDIS_WAIT_S) -> bool:
+def wait_for_redis(client: redis.Redis, *, timeout: float = defaults.REDIS_WAIT_S) -> bool:
     """Ping until Redis answers (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while True:

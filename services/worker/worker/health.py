@@ -17,10 +17,12 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from agentsys import defaults
+from agentsys.exitcodes import RET_FAILED, RET_OK
 from agentsys.settings import load
 from worker.settings import WorkerSettings
 
-OK, UNHEALTHY = 0, 1
+UNHEALTHY = RET_FAILED
+"""Docker's and Kubernetes' "unhealthy" (:data:`agentsys.exitcodes.RET_FAILED`)."""
 
 
 def heartbeat_ages(redis: Redis, *, name: str | None) -> dict[str, float | None]:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return UNHEALTHY
     print("healthy: " + ", ".join(f"{n} ({a:.0f}s)" for n, a in ages.items() if a is not None))
-    return OK
+    return RET_OK
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ import psycopg
 from redis.exceptions import RedisError
 
 from agentsys import db, tasks
+from agentsys.errors import first_line
+from agentsys.exitcodes import RET_CONNECT, RET_OK
 from agentsys.logging import configure_logging, get_logger
 from agentsys.redis import connect
 from agentsys.settings import load
 from worker.app import AgentWorker
 from worker.settings import WorkerSettings
-
-EXIT_OK, EXIT_CONNECT = 0, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,20 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         redis.ping()
     except RedisError as error:
-        log.error("cannot reach Redis", error=str(error).splitlines()[0])
-        return EXIT_CONNECT
+        log.error("cannot reach Redis", error=first_line(error))
+        return RET_CONNECT
     try:
         with db.connect(settings.database) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
-        lines = str(error).strip().splitlines()
-        log.error("cannot reach PostgreSQL", error=lines[0] if lines else type(error).__name__)
-        return EXIT_CONNECT
+        log.error("cannot reach PostgreSQL", error=first_line(error))
+        return RET_CONNECT
     queues = [tasks.queue(redis, name) for name in settings.queues]
     worker = AgentWorker(queues, connection=redis, settings=settings)
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=settings.log_level,
                 with_scheduler=settings.worker_with_scheduler and not args.burst)
-    return EXIT_OK
+    return RET_OK
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Two repairs, both through RQ's own registries:
   dead process on this host takes the record over at once, handing the predecessor's
   in-flight jobs to RQ's abandoned-job handling and requeueing them.
 - :func:`requeue_abandoned_tasks` (from the sweep): a task whose job RQ moved to the failed
-  registry as abandoned runs again, up to :data:`MAX_ABANDONED_ATTEMPTS` attempts.
+  registry as abandoned runs again, up to :data:`defaults.MAX_ABANDONED_ATTEMPTS` attempts.
 
 Every job of ours is safe to run twice (shard jobs are level-triggered, task jobs
 idempotent), so requeueing is always right; nothing is lost and nothing doubles.
@@ -31,15 +31,13 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from agentsys import tasks, triggers
+from agentsys import defaults, tasks, triggers
 from agentsys.keys import Keys
 from agentsys.logging import get_logger
 from agentsys.models import TaskState
 
 log = get_logger("worker.recovery")
 
-MAX_ABANDONED_ATTEMPTS = 3
-"""Runs of a task at most when its workers keep dying under it; then it is failed."""
 ABANDONED = "AbandonedJobError"
 """What RQ writes into the failure of a job whose worker died."""
 
@@ -126,7 +124,7 @@ def requeue_abandoned_tasks(redis: Redis, conn: psycopg.Connection, k: Keys) -> 
         result = job.latest_result()
         if ABANDONED not in ((result.exc_string if result else None) or job.exc_info or ""):
             continue
-        if attempts < MAX_ABANDONED_ATTEMPTS:
+        if attempts < defaults.MAX_ABANDONED_ATTEMPTS:
             if _requeue(redis, job):
                 run = tasks.set_state(conn, task_id, TaskState.queued)
                 conn.commit()

@@ -32,7 +32,7 @@ import redis.exceptions
 import structlog
 from rq import Retry
 
-from agentsys import defaults, flags, tasks
+from agentsys import defaults, errors, flags, tasks
 from agentsys.logging import get_logger
 from agentsys.models import TaskRun, TaskState
 from worker.context import JobContext, current
@@ -152,7 +152,7 @@ def retried(job: JobRun, call_next: Next) -> Any:
         return call_next()
     except TRANSIENT as error:
         return Outcome(Retry(max=defaults.RETRY_MAX, interval=backoff()), event="transient error; will retry",
-                       level="warning", fields={"error": str(error).splitlines()[0] if str(error) else ""})
+                       level="warning", fields={"error": errors.first_line(error, fallback="")})
 
 
 def connected(job: JobRun, call_next: Next) -> Any:

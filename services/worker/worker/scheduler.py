@@ -45,7 +45,8 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from agentsys import db, defaults, keys, tasks
-from agentsys.errors import TaskExists
+from agentsys.errors import TaskExists, first_line
+from agentsys.exitcodes import RET_CONNECT, RET_OK
 from agentsys.keys import Keys
 from agentsys.logging import configure_logging, get_logger
 from agentsys.preflight import check_credentials
@@ -58,13 +59,10 @@ from worker.settings import SchedulerSettings
 
 log = get_logger("scheduler")
 
-EXIT_OK, EXIT_CONNECT = 0, 3
 ALL_QUEUES = keys.ALL_QUEUES
 """Queues whose scheduled registries the leader empties of due jobs."""
 TICK_NAMESPACE = uuid.UUID("6f1c2a52-8d0e-4a51-9b7e-3c2f5a1d7e90")
 """Namespace of the task ids derived from (prefix, schedule, tick)."""
-RQ_BOOKKEEPING_EVERY = 10.0
-"""Seconds between refreshes of RQ's scheduler registries and per-queue locks."""
 
 _CLAIM = """
 -- KEYS[1] leader lease, KEYS[2] last fired tick; ARGV[1] our lease token, ARGV[2] the tick
@@ -125,7 +123,7 @@ class AgentScheduler(CronScheduler):
     def run_once(self, now: datetime | None = None) -> list[tuple[str, datetime]]:
         """Take or renew the lease; as leader, fire what is due. Returns the ticks fired."""
         self._lead()
-        bookkeeping = time.monotonic() - self._rq_at > RQ_BOOKKEEPING_EVERY
+        bookkeeping = time.monotonic() - self._rq_at > defaults.RQ_BOOKKEEPING_EVERY
         if bookkeeping:
             self._rq_at = time.monotonic()
             self.heartbeat()  # RQ's cron scheduler registry (leader and standbys alike)
@@ -288,7 +286,7 @@ class AgentScheduler(CronScheduler):
                 try:
                     self.run_once()
                 except (RedisError, psycopg.Error) as error:
-                    log.warning("pass failed; retrying", error=str(error).strip().splitlines()[0] if str(error) else "")
+                    log.warning("pass failed; retrying", error=first_line(error, fallback=""))
                     self._close_db()
                 self._stop.wait(self.sleep_time())
         finally:
@@ -326,12 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides["scheduler_defaults"] = False
     settings = load(SchedulerSettings, **overrides)
     configure_logging("scheduler", level=settings.log_level, fmt=settings.log_format)
-    # Refused credentials stop it at once (one line, exit status 3 as well); an absent
+    # Refused credentials stop it at once (one line, exit status RET_AUTH); an absent
     # Redis too (it cannot lead without one), but not an absent PostgreSQL: passes retry it.
     redis_probe, pg_probe = check_credentials("agent-scheduler", settings)
     if redis_probe.outcome != "ok":
         log.error("cannot reach Redis", error=redis_probe.detail)
-        return EXIT_CONNECT
+        return RET_CONNECT
     if pg_probe.outcome != "ok":
         log.warning("cannot reach PostgreSQL yet; ticks are submitted once it answers", error=pg_probe.detail)
     redis = connect(settings.redis)
@@ -339,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.scheduler_defaults:
         scheduler.install_defaults()
     scheduler.work()
-    return EXIT_OK
+    return RET_OK
 
 
 if __name__ == "__main__":

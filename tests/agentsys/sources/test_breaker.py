@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from agentsys import defaults
 from agentsys.keys import Keys
 from agentsys.sources import breaker
 
@@ -41,14 +42,14 @@ def test_opens_after_threshold_consecutive_failures_and_a_success_resets_the_cou
 def test_open_refuses_until_the_cooldown_then_lets_one_probe_through(stack):
     fail(stack, 5)
     r, k = stack.redis, stack.keys
-    assert not breaker.allow(r, k, SRC, now=T + breaker.COOLDOWN_S - 0.001)
+    assert not breaker.allow(r, k, SRC, now=T + defaults.BREAKER_COOLDOWN_S - 0.001)
     assert breaker.state(r, k, SRC)["state"] == "open"
-    assert breaker.allow(r, k, SRC, now=T + breaker.COOLDOWN_S, probe_ttl_s=10)
+    assert breaker.allow(r, k, SRC, now=T + defaults.BREAKER_COOLDOWN_S, probe_ttl_s=10)
     assert breaker.state(r, k, SRC)["state"] == "half_open"
-    assert not breaker.allow(r, k, SRC, now=T + breaker.COOLDOWN_S + 1)  # the probe is in flight
+    assert not breaker.allow(r, k, SRC, now=T + defaults.BREAKER_COOLDOWN_S + 1)  # the probe is in flight
     # a probe that never reports (its worker died) frees the slot when its lease ends
-    assert not breaker.allow(r, k, SRC, now=T + breaker.COOLDOWN_S + 9.999)
-    assert breaker.allow(r, k, SRC, now=T + breaker.COOLDOWN_S + 10)
+    assert not breaker.allow(r, k, SRC, now=T + defaults.BREAKER_COOLDOWN_S + 9.999)
+    assert breaker.allow(r, k, SRC, now=T + defaults.BREAKER_COOLDOWN_S + 10)
 
 
 def test_a_successful_probe_closes_it(stack):
@@ -119,7 +120,7 @@ def test_sources_and_prefixes_are_independent(stack):
 
 
 def test_the_orchestrator_reads_the_same_state(stack):
-    from orchestrator.rqstate import breakers
+    from agentsys.status import breakers
 
     fail(stack, 5)
     (row,) = breakers(stack.redis, stack.keys, (SRC,))

@@ -32,14 +32,8 @@ from typing import Any
 
 from redis import Redis
 
+from agentsys import defaults
 from agentsys.keys import Keys
-
-FAILURE_THRESHOLD = 5
-"""Consecutive failures that open a breaker."""
-COOLDOWN_S = 30.0
-"""Seconds an opened breaker refuses calls before it lets a probe through."""
-PROBE_TTL_S = 60.0
-"""Seconds a half-open probe holds its slot at most (it should report long before)."""
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -87,7 +81,7 @@ return 'closed'
 
 
 def allow(redis: Redis, keys: Keys, source: str, *, now: float | None = None,
-          probe_ttl_s: float = PROBE_TTL_S) -> bool:
+          probe_ttl_s: float = defaults.BREAKER_PROBE_TTL_S) -> bool:
     """May the caller call the source now? True when closed, or when it gets the half-open probe slot.
 
     A caller that got True must report the outcome with ``record_success`` or ``record_failure``.
@@ -103,7 +97,7 @@ def record_success(redis: Redis, keys: Keys, source: str) -> str:
 
 
 def record_failure(redis: Redis, keys: Keys, source: str, *, now: float | None = None,
-                   threshold: int = FAILURE_THRESHOLD, cooldown_s: float = COOLDOWN_S, force: bool = False) -> str:
+                   threshold: int = defaults.BREAKER_FAILURES, cooldown_s: float = defaults.BREAKER_COOLDOWN_S, force: bool = False) -> str:
     """The source failed: count it, and open the breaker at ``threshold`` in a row or after a failed probe.
 
     ``force`` opens it at once (the source said "stop", e.g. HTTP 418 or a long
@@ -119,7 +113,7 @@ def record_failure(redis: Redis, keys: Keys, source: str, *, now: float | None =
 
 def state(redis: Redis, keys: Keys, source: str) -> dict[str, Any]:
     """The breaker as stored: source, state, failures, opened_at, retry_at (epoch seconds or None)."""
-    raw = {_text(k): _text(v) for k, v in redis.hgetall(keys.breaker(source)).items()}  # type: ignore[union-attr]
+    raw = {_text(k): _text(v) for k, v in redis.hgetall(keys.breaker(source)).items()}
     return {"source": source, "state": raw.get("state", CLOSED), "failures": int(raw.get("failures") or 0),
             "opened_at": _float(raw.get("opened_at")), "retry_at": _float(raw.get("retry_at"))}
 

@@ -44,6 +44,7 @@ import numpy.typing as npt
 from agentsys import defaults
 from agentsys.errors import InputError
 from agentsys.symbols import SYMBOL_RE
+from agentsys.timefmt import EPOCH, iso_us
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -59,7 +60,6 @@ MAX_EPOCH_MS = 1e14
 """Epoch numbers at or above this are refused (microseconds or nanoseconds are not guessed)."""
 CHUNK_ROWS = 65_536
 """Rows converted to arrays at a time (bounds the memory of Python row lists)."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
@@ -88,7 +88,7 @@ def parse_ts(text: str) -> int:
             raise ValueError(f"bad timestamp {_show(value)} (use ISO 8601, YYYY-MM-DD or epoch seconds)") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return (when - _EPOCH) // _US
+        return (when - EPOCH) // _US
     try:
         number: float = int(value) if value.isdigit() else float(value)
     except ValueError:
@@ -272,7 +272,7 @@ def _sorted_unique(codes: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], pric
     errors = []
     for j in conflict.tolist():
         line, earlier = int(lines[order[j]]), int(lines[order[group[j]]])
-        errors.append((line, f"line {line}: {names[c[j]]} at {_iso(int(t[j]))} repeats line {earlier}"
+        errors.append((line, f"line {line}: {names[c[j]]} at {iso_us(int(t[j]), z=True)} repeats line {earlier}"
                              f" with another price ({float(p[j])!r} vs {float(p[group[j]])!r})"))
     return errors
 
@@ -306,7 +306,3 @@ def _refuse(errors: Iterable[tuple[int, str]]) -> NoReturn:
 
 def _show(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-def _iso(ts_us: int) -> str:
-    return (_EPOCH + ts_us * _US).isoformat().replace("+00:00", "Z")

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-from agentsys import agents, flags, keys
+from agentsys import agents, flags, keys, status
 from agentsys.keys import Keys
 from agentsys.models import Priority, TaskRun
-from orchestrator import rqstate
 from orchestrator import submit as submitting
 from orchestrator.deps import KeysDep, RedisDep
 from orchestrator.errors import READ, WRITE
@@ -60,14 +59,14 @@ class AgentRun(BaseModel):
 
 def describe(redis: Redis, k: Keys, names: tuple[str, ...] = keys.AGENTS) -> list[dict[str, Any]]:
     enabled = flags.agent_flags(redis, k)
-    depth = {row["name"]: row["depth"] for row in rqstate.queue_stats(redis)}
+    depth = {row["name"]: row["depth"] for row in status.queue_stats(redis)}
     chosen = [agents.get(a) for a in names]
-    serving = rqstate.workers_by_queue(redis, [q for a in chosen for q in (a.queue, keys.low(a.queue))])
+    serving = status.workers_by_queue(redis, [q for a in chosen for q in (a.queue, keys.low(a.queue))])
     return [{
         "name": a.name, "enabled": enabled[a.name], "queue": a.queue, "queue_depth": depth[a.queue],
         "queue_depth_low": depth[keys.low(a.queue)],
         "workers": sorted(set(serving[a.queue]) | set(serving[keys.low(a.queue)])),
-        "breakers": rqstate.breakers(redis, k, rqstate.BREAKER_SOURCES.get(a.name, ())),
+        "breakers": status.breakers(redis, k, a.breaker_sources),
     } for a in chosen]
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from agentsys import db, migrate
+from agentsys import db, defaults, migrate
 from orchestrator.deps import RedisDep, SettingsDep
 
 router = APIRouter(tags=["health"])
 
-PG_TIMEOUT = 3.0
-"""Seconds readiness waits for a PostgreSQL connection (probes have their own deadline)."""
 
 
 @router.get("/healthz", summary="The process is up", responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
@@ -35,7 +33,7 @@ def readyz(settings: SettingsDep, redis: RedisDep) -> JSONResponse:
     except Exception as error:
         checks["redis"] = f"error: {type(error).__name__}"
     try:
-        with db.pool(settings.database).connection(timeout=PG_TIMEOUT) as conn:
+        with db.pool(settings.database).connection(timeout=defaults.PG_PROBE_TIMEOUT) as conn:
             checks["postgres"] = "ok"
             checks["migrations"] = "ok" if migrate.is_current(conn) else "pending"
     except Exception as error:

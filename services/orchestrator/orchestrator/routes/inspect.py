@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator import rqstate
+from agentsys import status
 from orchestrator.deps import KeysDep, RedisDep
 from orchestrator.errors import READ
 from orchestrator.security import Read
@@ -55,9 +55,9 @@ class WorkerOut(BaseModel):
 
 @router.get("/queues", response_model=list[QueueOut], summary="Depth and registry counts per queue")
 def queues(redis: RedisDep) -> list[dict[str, Any]]:
-    return rqstate.queue_stats(redis)
+    return status.queue_stats(redis)
 
 
 @router.get("/workers", response_model=list[WorkerOut], summary="Registered workers and their resources")
 def workers(redis: RedisDep, k: KeysDep) -> list[dict[str, Any]]:
-    return rqstate.workers(redis, k)
+    return status.workers(redis, k)

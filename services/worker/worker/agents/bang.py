@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 
+from agentsys import timefmt
 from worker import lifecycle
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
@@ -17,7 +18,6 @@ from worker.agents.publishing import invalidate
 from worker.context import JobContext
 
 AGENT = "bang"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
 
@@ -102,6 +102,6 @@ def _covered_us(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np
     Logged with ``committed_at`` so the live bench can time each bar from its end to the
     commit that covers it for the whole shard (``ended_at`` is the transaction's start).
     """
-    last = np.array([-1 if p[0] is None else (p[0] - EPOCH) // ONE_US for p in progress], dtype=np.int64)
+    last = np.array([-1 if p[0] is None else (p[0] - timefmt.EPOCH) // ONE_US for p in progress], dtype=np.int64)
     last[moved] = new_last
     return int(last.min()) if len(last) and last.min() >= 0 else None

@@ -56,7 +56,6 @@ from agentsys.sources.errors import SourceError, SourceUnavailable
 
 SOURCE = "http"
 """Breaker name of this source (the ``source`` column of ``symbols``)."""
-DEFAULT_URL = "https://api.binance.com"
 KLINES_PATH = "/api/v3/klines"
 PAGE_LIMIT = 1000
 """Klines per request (Binance's maximum)."""
@@ -73,18 +72,18 @@ class HttpSourceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HTTP_SOURCE_", env_file=".env", env_file_encoding="utf-8",
                                       extra="ignore")
 
-    url: str = Field(default=DEFAULT_URL, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    url: str = Field(default=defaults.HTTP_SOURCE_URL, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
                      description="base URL of the Binance API (tests point it at a local server)")
-    connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    read_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    retries: int = Field(default=3, ge=0, le=10, description="retries of a request after a timeout, 5xx or 429")
-    backoff_s: float = Field(default=0.5, ge=0, le=60, description="first retry delay; doubles, with jitter")
-    backoff_cap_s: float = Field(default=8.0, ge=0, le=300)
-    max_retry_after_s: float = Field(default=10.0, ge=0, le=600,
+    connect_timeout_s: float = Field(default=defaults.HTTP_CONNECT_TIMEOUT_S, gt=0, le=60)
+    read_timeout_s: float = Field(default=defaults.HTTP_READ_TIMEOUT_S, gt=0, le=300)
+    retries: int = Field(default=defaults.HTTP_RETRIES, ge=0, le=10, description="retries of a request after a timeout, 5xx or 429")
+    backoff_s: float = Field(default=defaults.HTTP_BACKOFF_S, ge=0, le=60, description="first retry delay; doubles, with jitter")
+    backoff_cap_s: float = Field(default=defaults.HTTP_BACKOFF_CAP_S, ge=0, le=300)
+    max_retry_after_s: float = Field(default=defaults.HTTP_MAX_RETRY_AFTER_S, ge=0, le=600,
                                      description="longest Retry-After waited for; longer opens the breaker")
-    breaker_failures: int = Field(default=breaker.FAILURE_THRESHOLD, ge=1, le=1000)
-    breaker_cooldown_s: float = Field(default=breaker.COOLDOWN_S, ge=0, le=86_400)
-    max_pages: int = Field(default=50, ge=1, le=10_000, description="requests per fetch at most")
+    breaker_failures: int = Field(default=defaults.BREAKER_FAILURES, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=defaults.BREAKER_COOLDOWN_S, ge=0, le=86_400)
+    max_pages: int = Field(default=defaults.HTTP_MAX_PAGES, ge=1, le=10_000, description="requests per fetch at most")
 
 
 class UnsupportedInterval(SourceError):

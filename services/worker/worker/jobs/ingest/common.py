@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from agentsys.errors import InputError
+from agentsys.timefmt import iso_us
 from worker.agents.store import Stored
 from worker.sources.fetch import Fetched
 
@@ -36,16 +37,13 @@ def with_empty(got: Fetched, bars: np.ndarray) -> Fetched:
     """``got`` with every symbol that has no price and no error yet listed as skipped too."""
     present = np.bincount(got.index, minlength=len(got.names)) > 0
     failed = {s["symbol"] for s in got.skipped}
-    where = f"at {_iso(bars[0])}" if len(bars) == 1 else f"from {_iso(bars[0])} to {_iso(bars[-1])}"
+    where = f"at {iso_us(bars[0])}" if len(bars) == 1 else f"from {iso_us(bars[0])} to {iso_us(bars[-1])}"
     empty = [{"symbol": n, "reason": f"the source had no ended bar {where}"}
              for n, has in zip(got.names, present, strict=True) if not has and n not in failed]
     if not empty:
         return got
     return Fetched(got.names, got.index, got.ts, got.price, [*got.skipped, *empty])
 
-
-def _iso(us: Any) -> str:
-    return datetime.fromtimestamp(int(us) / 1_000_000, UTC).isoformat()
 
 
 def us(value: Any) -> int:

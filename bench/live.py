@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,6 +165,18 @@ def warm_up(url: str, n: int) -> tuple[bool, float]:
             time.sleep(1.0)
 
 
+@contextlib.contextmanager
+def _background(run: Callable[[], None], stop: threading.Event, join_s: float) -> Iterator[None]:
+    """``run`` in a daemon thread for the block; then ``stop`` is set and the thread joined."""
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(join_s)
+
+
 @dataclass
 class Notes:
     """A ``note`` through ``POST /tasks`` every second: (task id, wall time of the POST)."""
@@ -188,13 +200,8 @@ class Notes:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Notes]:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
-        try:
+        with _background(self.run, self._stop, 15):
             yield self
-        finally:
-            self._stop.set()
-            thread.join(15)
 
 
 @dataclass
@@ -216,13 +223,8 @@ class Depths:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Depths]:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
-        try:
+        with _background(self.run, self._stop, 5):
             yield self
-        finally:
-            self._stop.set()
-            thread.join(5)
 
 
 @contextlib.contextmanager

@@ -127,6 +127,8 @@ GATEWAY_WS_MAX_MESSAGE = 64 * 1024
 """Largest message a WebSocket client may send, in bytes."""
 GATEWAY_DB_TIMEOUT = 5.0
 """Seconds the gateway waits for a pooled PostgreSQL connection."""
+GATEWAY_SEEN_RETENTION_S = 30.0
+"""Seconds the gateway remembers a bang event it fanned out, so a late Pub/Sub copy is dropped."""
 PROXY_CONNECT_TIMEOUT = 5.0
 """Seconds the gateway's proxy waits to connect to the orchestrator."""
 PROXY_READ_TIMEOUT = 75.0

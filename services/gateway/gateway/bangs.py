@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,7 @@ class BangTail:
         self._interval = interval
         self._metrics = metrics
         self.horizon: int | None = None
-        self._seen: dict[int, None] = {}
+        self._seen: dict[int, float] = {}  # event id -> when it was fanned out (monotonic)
         self._fresh: set[int] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -82,8 +83,9 @@ class BangTail:
     def on_live(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """A bang message from Pub/Sub, less the events already fanned out (None: all were)."""
         events = [e for e in message["events"] if e["id"] not in self._seen]
+        now = time.monotonic()
         for event in events:
-            self._seen[event["id"]] = None
+            self._seen[event["id"]] = now
             if self._fresh is not None:
                 self._fresh.add(event["id"])
         if not events:
@@ -113,9 +115,17 @@ class BangTail:
             fresh = self._fresh
         finally:
             self._fresh = None
-        # Forget what the next window cannot hold; keep what came while reading. (Rows above
-        # the new horizon that nobody fanned out yet stay unseen: Pub/Sub or the next read brings them.)
-        self._seen = dict.fromkeys([i for i, _ in window if i in self._seen or i in recovered] + sorted(fresh))
+        # Forget what the next window cannot hold, unless it was fanned out less than
+        # GATEWAY_SEEN_RETENTION_S ago: a recovered row's Pub/Sub message may still come, late,
+        # after the horizon passed it, and must not be delivered twice. Keep what came while
+        # reading. (Rows above the new horizon that nobody fanned out yet stay unseen: Pub/Sub
+        # or the next read brings them.)
+        now = time.monotonic()
+        keep = now - defaults.GATEWAY_SEEN_RETENTION_S
+        in_window = {i for i, _ in window}
+        seen = {i: at for i, at in self._seen.items() if i in in_window or i in fresh or at >= keep}
+        seen.update(dict.fromkeys(recovered, now))
+        self._seen = seen
         if rows:
             self._metrics.recovered.inc(len(rows))
             log.info("bang events recovered from the database", count=len(rows))

@@ -68,8 +68,9 @@ DRAIN_S = float(os.environ.get("BENCH_GATEWAY_DRAIN", 30))
 """Seconds after the last tick to let the pipeline catch up; bangs committed by then are measured."""
 GRACE_S = 3.0
 """Seconds to let the last messages arrive (the gateway's reconcile runs every second)."""
-QUEUES = ("bang,indicator,price,control", "bang,indicator,price,control")
-"""Each worker's queues: the workers' default (``keys.WORKER_QUEUES``), downstream first.
+QUEUES = ("control,bang,indicator,price", "control,bang,indicator,price")
+"""Each worker's queues: the workers' default (``keys.WORKER_QUEUES``): control, then the
+agents downstream first.
 
 RQ takes jobs in queue order, and a 10,000-symbol tick can cost the agents more than a
 second of work: price first, the workers would ingest tick after tick while the bang agent

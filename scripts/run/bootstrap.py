@@ -72,6 +72,12 @@ def create_database(url: str) -> bool:
         return True
 
 
+def demo_shard_size(count: int) -> int:
+    """Two shards for a small demo (so two workers share it); past 2 x SHARD_SIZE symbols, the
+    shards ``POST /symbols`` makes: a 10,000-symbol demo is not 400 shards of 25 that never catch up."""
+    return min(defaults.SHARD_SIZE, max(defaults.DEMO_SHARD_SIZE, -(-count // 2)))
+
+
 def seed_demo(redis_url: str, database_url: str, prefix: str, count: int) -> dict[str, int]:
     """Add ``count`` synthetic symbols when the universe is empty, then ask the price agent for
     every shard at once (its first run fetches MAX_CATCHUP_BARS of history, so EMAs and bangs
@@ -83,7 +89,7 @@ def seed_demo(redis_url: str, database_url: str, prefix: str, count: int) -> dic
             row = conn.execute("SELECT count(*) FROM symbols").fetchone()
             if count and row is not None and row[0] == 0:
                 specs = [SymbolSpec(symbol=f"{DEMO_PREFIX}{i:03d}", source="synthetic") for i in range(count)]
-                added = len(add_symbols(conn, specs, shard_size=defaults.DEMO_SHARD_SIZE))
+                added = len(add_symbols(conn, specs, shard_size=demo_shard_size(count)))
                 conn.commit()
             tasks.submit(redis, conn, Keys(prefix), type="run_agent", params={"agent": "price"}, priority="high")
     finally:

@@ -78,7 +78,7 @@ def test_agentsys_registry_prints_it_as_json():
         "name": "price", "queue": "price", "low_queue": "price.low", "func": "worker.agents.price.run",
         "module": "worker.agents.price", "lock_class": 1, "upstream": None, "downstream": ["indicator"],
         "breaker_sources": ["synthetic", "http"], "lag_query": None}
-    assert data["control_queue"] == "control" and data["worker_queues"] == ["bang", "indicator", "price", "control"]
+    assert data["control_queue"] == "control" and data["worker_queues"] == ["control", "bang", "indicator", "price"]
     human = subprocess.run([str(VENV_BIN / "agentsys-registry")], capture_output=True, text=True, timeout=60,
                            check=True).stdout.splitlines()
     assert [line.split()[0] for line in human] == list(agents.NAMES)

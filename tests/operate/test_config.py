@@ -20,8 +20,8 @@ def _env(tmp: Path, **values: str) -> dict[str, str]:
 
 
 def test_default_layout_is_two_all_agent_workers():
-    assert config.worker_layout({}) == [config.WorkerSpec("worker-1", "bang,indicator,price,control"),
-                                        config.WorkerSpec("worker-2", "bang,indicator,price,control")]
+    assert config.worker_layout({}) == [config.WorkerSpec("worker-1", "control,bang,indicator,price"),
+                                        config.WorkerSpec("worker-2", "control,bang,indicator,price")]
     assert [w.name for w in config.worker_layout({"WORKERS": "3"})] == ["worker-1", "worker-2", "worker-3"]
 
 
@@ -115,3 +115,11 @@ def test_systemd_units_parse(tmp_path):
     names = {p.name for p in UNITS.iterdir()}
     for service in ("redis", "postgres", "migrate", "orchestrator", "gateway", "scheduler", "worker@"):
         assert f"agentsys-{service}.service" in names
+
+
+def test_the_demo_shards_follow_its_size():
+    from scripts.run import bootstrap
+
+    assert bootstrap.demo_shard_size(50) == 25  # two shards, as before
+    assert bootstrap.demo_shard_size(1_000) == 500
+    assert bootstrap.demo_shard_size(10_000) == 1_000 == bootstrap.demo_shard_size(50_000)  # POST /symbols' size

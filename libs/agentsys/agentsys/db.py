@@ -22,8 +22,12 @@ from agentsys import defaults
 _pools: dict[tuple[int, str], ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
-OPTIONS = f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS} -c timezone=UTC"
-"""Session settings of every connection: bounded statements, timestamps in UTC."""
+OPTIONS = f"-c statement_timeout={defaults.STATEMENT_TIMEOUT_MS} -c timezone=UTC -c jit=off"
+"""Session settings of every connection: bounded statements, timestamps in UTC, and no JIT.
+
+Our statements are index probes and bulk COPYs; the planner's row guesses for a shard's
+reads cross ``jit_above_cost``, and each call then compiled its expressions: 11-53 ms per
+read, most of a live tick's read (docs/pipeline.md, the live profile)."""
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:

@@ -188,4 +188,5 @@ PROCESS_START_TIMEOUT = 120.0
 DEMO_SYMBOLS = 50
 """Symbols ``make run`` seeds into an empty universe (``DEMO_SYMBOLS``)."""
 DEMO_SHARD_SIZE = 25
-"""Symbols per demo shard: two shards of 50 symbols keep two workers busy."""
+"""Smallest demo shard: a small demo is cut in two shards (two workers busy), of at least this
+many symbols; a large one shards as ``POST /symbols`` does (SHARD_SIZE)."""

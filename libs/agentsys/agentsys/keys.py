@@ -20,10 +20,12 @@ LOW_SUFFIX: Final = ".low"
 """Suffix of a queue's low-priority twin, which workers list last."""
 QUEUES: Final = (*(a.queue for a in registry.AGENTS), CONTROL_QUEUE)
 """Every normal-priority queue."""
-WORKER_QUEUES: Final = (*(a.queue for a in reversed(registry.AGENTS)), CONTROL_QUEUE)
-"""The order an all-agent worker takes work in: downstream first, so under overload it
-finishes work in flight (bangs, then EMAs) before it takes in new prices; queues stay
-bounded and bangs stay fresh."""
+WORKER_QUEUES: Final = (CONTROL_QUEUE, *(a.queue for a in reversed(registry.AGENTS)))
+"""The order an all-agent worker takes work in. Control first: its jobs (ticks, notes,
+sweeps) are short, and behind agent work they starved (the live profile in docs/pipeline.md:
+a busy universe's agent queues are never all empty, so ticks waited a minute and notes behind
+them). Then the agents downstream first, so under overload a worker finishes work in flight
+(bangs, then EMAs) before it takes in new prices; queues stay bounded and bangs stay fresh."""
 
 
 def low(queue: str) -> str:

@@ -68,6 +68,9 @@ PRICE_INTERVAL_S = 5
 """Bar interval of live sources (synthetic, http), in seconds."""
 MAX_CATCHUP_BARS = 720
 """Bars a live price job fetches at most per symbol in one run."""
+MAX_JOB_TICKS = 250_000
+"""Symbol-ticks one shard job takes at most (the oldest of each symbol): past that it commits
+and re-triggers itself, so a new symbol's history or a long outage never holds more in memory."""
 SYNTHETIC_SEED = 0
 """Seed of the synthetic source."""
 ERROR_SAMPLES = 20

@@ -19,6 +19,8 @@ class WorkerSettings(CommonSettings):
     maintenance_interval: int = Field(default=defaults.MAINTENANCE_INTERVAL, ge=1, le=3600)
     price_interval_s: int = Field(default=defaults.PRICE_INTERVAL_S, ge=1, le=86_400)
     synthetic_seed: int = defaults.SYNTHETIC_SEED
+    max_job_ticks: int = Field(default=defaults.MAX_JOB_TICKS, ge=100, le=100_000_000,
+                               description="symbol-ticks one shard job takes at most; then it re-triggers itself")
     worker_preload: str = Field(
         default=",".join(triggers.job_modules()),
         description="modules imported before forking, so job processes start warm")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from agentsys import timefmt
+from agentsys import timefmt, triggers
 from worker import lifecycle
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
@@ -27,6 +27,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     lock_shard(conn, AGENT, shard)
     state = shards.load(ctx, conn, AGENT, shard)
     n = len(state.symbols)
+    limit = shards.per_symbol_limit(ctx, n)
     got = bulk.copy_out_grouped(
         conn,
         """
@@ -36,10 +37,12 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
                array_agg((CASE x.state WHEN 'FLAT' THEN 0 WHEN 'BULL' THEN 1 WHEN 'BEAR' THEN 2 ELSE -1 END)::int2)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'bang' AND g.symbol = s.symbol
-        JOIN indicators x ON x.symbol = s.symbol AND x.ts > COALESCE(g.last_ts, '-infinity')
+        CROSS JOIN LATERAL (SELECT x.ts, x.price, x.ema_fast, x.ema_mid, x.ema_slow, x.state FROM indicators x
+                            WHERE x.symbol = s.symbol AND x.ts > COALESCE(g.last_ts, '-infinity')
+                            ORDER BY x.ts LIMIT %s) x
         GROUP BY s.rn ORDER BY s.rn
         """,
-        (state.symbols,),
+        (state.symbols, limit),
         [("ts", "timestamptz"), ("price", "float8"), ("f", "float8"), ("m", "float8"), ("s", "float8"),
          ("code", "int2")],
         order_by="ts",
@@ -83,6 +86,9 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     changed = lifecycle.complete_tasks(conn, symbols)
     conn.commit()
     committed_at = time.time()  # the gateway's latency clock starts here
+    more = int(got.counts.max()) >= limit  # the rest in a run of its own
+    if more:
+        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
     if events:
         invalidate(ctx, sorted({e[1] for e in events}))  # before the news: a client that reloads reads it
         publish(ctx, ctx.keys.channel_bangs, {
@@ -92,6 +98,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         })
     lifecycle.announce(ctx, changed)
     return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed),
+            **({"more": True} if more else {}),
             "committed_at": round(committed_at, 6), "covered_us": _covered_us(state.progress, moved,
                                                                             rows["ts"][last[moved]])}
 

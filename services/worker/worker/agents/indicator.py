@@ -23,16 +23,19 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     lock_shard(conn, AGENT, shard)
     state = shards.load(ctx, conn, AGENT, shard)
     n = len(state.symbols)
+    limit = shards.per_symbol_limit(ctx, n)
     got = bulk.copy_out_grouped(
         conn,
         """
         SELECT (s.rn - 1)::int4, array_agg(p.ts), array_agg(p.price)
         FROM unnest(%s::text[]) WITH ORDINALITY AS s(symbol, rn)
         LEFT JOIN progress g ON g.agent = 'indicator' AND g.symbol = s.symbol
-        JOIN prices p ON p.symbol = s.symbol AND p.ts > COALESCE(g.last_ts, '-infinity')
+        CROSS JOIN LATERAL (SELECT p.ts, p.price FROM prices p
+                            WHERE p.symbol = s.symbol AND p.ts > COALESCE(g.last_ts, '-infinity')
+                            ORDER BY p.ts LIMIT %s) p
         GROUP BY s.rn ORDER BY s.rn
         """,
-        (state.symbols,),
+        (state.symbols, limit),
         [("ts", "timestamptz"), ("price", "float8")],
         order_by="ts",
     )
@@ -82,6 +85,9 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     conn.commit()
     committed_at = time.time()
+    more = bool(len(got.counts)) and int(got.counts.max()) >= limit  # the rest in a run of its own
+    if more:
+        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
     triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
     invalidate(ctx, symbols)
     publish(ctx, ctx.keys.channel_updates, {
@@ -91,7 +97,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
             for sym, r in zip(symbols, last_rows.tolist(), strict=True)
         },
     })
-    return {"symbols": n, "ticks": int(len(index))}
+    return {"symbols": n, "ticks": int(len(index)), **({"more": True} if more else {})}
 
 
 

@@ -51,6 +51,10 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if not want_s:
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
+    limit = shards.per_symbol_limit(ctx, len(want_s))
+    more = any(len(bars) > limit for bars in want_ts)  # the oldest bars now, the rest in a run of its own
+    if more:
+        want_ts = [bars[:limit] for bars in want_ts]
     got = fetch(ctx, want_s, want_ts, interval_s=interval)
     skipped = {"skipped": len(got.skipped)} if got.skipped else {}  # each one logged by fetch
     if not len(got.index):
@@ -59,7 +63,10 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     stored = store_prices(conn, got.names, got.index, got.ts, got.price)
     conn.commit()
     committed_at = time.time()
+    if more:
+        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
     triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, stored.shards)
     invalidate(ctx, stored.symbols)
     publish_prices(ctx, shard, got.names, got.index, got.ts, got.price, committed_at=committed_at)
-    return {"symbols": len(state.symbols), "ticks": int(stored.inserted), **skipped}
+    return {"symbols": len(state.symbols), "ticks": int(stored.inserted), **skipped,
+            **({"more": True} if more else {})}

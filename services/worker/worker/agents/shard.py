@@ -40,6 +40,11 @@ def load(ctx: JobContext, conn: psycopg.Connection, agent: str, shard: int) -> S
     )
 
 
+def per_symbol_limit(ctx: JobContext, n: int) -> int:
+    """Rows a job reads at most per symbol, so that it holds at most MAX_JOB_TICKS symbol-ticks."""
+    return max(1, ctx.settings.max_job_ticks // max(n, 1))
+
+
 def ragged(index: npt.NDArray[np.integer[Any]], values: npt.NDArray[Any], n: int, fill: Any = np.nan
            ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Rows sorted by symbol index -> (n, width) matrix left-aligned, counts, column of each row."""

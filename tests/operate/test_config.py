@@ -118,8 +118,10 @@ def test_systemd_units_parse(tmp_path):
 
 
 def test_the_demo_shards_follow_its_size():
+    from agentsys import defaults
     from scripts.run import bootstrap
 
     assert bootstrap.demo_shard_size(50) == 25  # two shards, as before
     assert bootstrap.demo_shard_size(1_000) == 500
-    assert bootstrap.demo_shard_size(10_000) == 1_000 == bootstrap.demo_shard_size(50_000)  # POST /symbols' size
+    big = 2 * defaults.SHARD_SIZE
+    assert bootstrap.demo_shard_size(big) == defaults.SHARD_SIZE == bootstrap.demo_shard_size(10 * big)  # POST's

@@ -11,6 +11,12 @@ from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """The Unix epoch, UTC."""
+ONE_US = timedelta(microseconds=1)
+
+
+def us_of(when: datetime) -> int:
+    """Epoch microseconds of an aware datetime, exactly (integer ``timedelta`` arithmetic)."""
+    return (when - EPOCH) // ONE_US
 
 
 def iso(when: datetime, *, z: bool = False) -> str:

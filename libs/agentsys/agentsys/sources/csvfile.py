@@ -34,7 +34,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -44,7 +44,7 @@ import numpy.typing as npt
 from agentsys import defaults
 from agentsys.errors import InputError
 from agentsys.symbols import SYMBOL_RE
-from agentsys.timefmt import EPOCH, iso_us
+from agentsys.timefmt import iso_us, us_of
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -60,7 +60,6 @@ MAX_EPOCH_MS = 1e14
 """Epoch numbers at or above this are refused (microseconds or nanoseconds are not guessed)."""
 CHUNK_ROWS = 65_536
 """Rows converted to arrays at a time (bounds the memory of Python row lists)."""
-_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ def parse_ts(text: str) -> int:
             raise ValueError(f"bad timestamp {_show(value)} (use ISO 8601, YYYY-MM-DD or epoch seconds)") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return (when - EPOCH) // _US
+        return us_of(when)
     try:
         number: float = int(value) if value.isdigit() else float(value)
     except ValueError:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from agentsys import timefmt, triggers
+from agentsys import timefmt
 from worker import lifecycle
 from worker.agents import bulk, ema
 from worker.agents import shard as shards
@@ -18,7 +17,6 @@ from worker.agents.publishing import invalidate
 from worker.context import JobContext
 
 AGENT = "bang"
-ONE_US = timedelta(microseconds=1)
 NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
 
 
@@ -86,9 +84,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     changed = lifecycle.complete_tasks(conn, symbols)
     conn.commit()
     committed_at = time.time()  # the gateway's latency clock starts here
-    more = int(got.counts.max()) >= limit  # the rest in a run of its own
-    if more:
-        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
+    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
     if events:
         invalidate(ctx, sorted({e[1] for e in events}))  # before the news: a client that reloads reads it
         publish(ctx, ctx.keys.channel_bangs, {
@@ -98,7 +94,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         })
     lifecycle.announce(ctx, changed)
     return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed),
-            **({"more": True} if more else {}),
+            **rest,
             "committed_at": round(committed_at, 6), "covered_us": _covered_us(state.progress, moved,
                                                                             rows["ts"][last[moved]])}
 
@@ -109,6 +105,6 @@ def _covered_us(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np
     Logged with ``committed_at`` so the live bench can time each bar from its end to the
     commit that covers it for the whole shard (``ended_at`` is the transaction's start).
     """
-    last = np.array([-1 if p[0] is None else (p[0] - timefmt.EPOCH) // ONE_US for p in progress], dtype=np.int64)
+    last = np.array([-1 if p[0] is None else timefmt.us_of(p[0]) for p in progress], dtype=np.int64)
     last[moved] = new_last
     return int(last.min()) if len(last) and last.min() >= 0 else None

@@ -85,9 +85,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     conn.commit()
     committed_at = time.time()
-    more = bool(len(got.counts)) and int(got.counts.max()) >= limit  # the rest in a run of its own
-    if more:
-        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
+    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
     triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
     invalidate(ctx, symbols)
     publish(ctx, ctx.keys.channel_updates, {
@@ -97,7 +95,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
             for sym, r in zip(symbols, last_rows.tolist(), strict=True)
         },
     })
-    return {"symbols": n, "ticks": int(len(index)), **({"more": True} if more else {})}
+    return {"symbols": n, "ticks": int(len(index)), **rest}
 
 
 

@@ -63,10 +63,8 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     stored = store_prices(conn, got.names, got.index, got.ts, got.price)
     conn.commit()
     committed_at = time.time()
-    if more:
-        triggers.trigger(ctx.redis, ctx.keys, AGENT, shard)
+    rest = shards.continue_if(ctx, AGENT, shard, more)
     triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, stored.shards)
     invalidate(ctx, stored.symbols)
     publish_prices(ctx, shard, got.names, got.index, got.ts, got.price, committed_at=committed_at)
-    return {"symbols": len(state.symbols), "ticks": int(stored.inserted), **skipped,
-            **({"more": True} if more else {})}
+    return {"symbols": len(state.symbols), "ticks": int(stored.inserted), **skipped, **rest}

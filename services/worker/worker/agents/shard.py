@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import flags
+from agentsys import flags, triggers
 from worker.context import JobContext
 
 
@@ -43,6 +43,14 @@ def load(ctx: JobContext, conn: psycopg.Connection, agent: str, shard: int) -> S
 def per_symbol_limit(ctx: JobContext, n: int) -> int:
     """Rows a job reads at most per symbol, so that it holds at most MAX_JOB_TICKS symbol-ticks."""
     return max(1, ctx.settings.max_job_ticks // max(n, 1))
+
+
+def continue_if(ctx: JobContext, agent: str, shard: int, more: bool) -> dict[str, Any]:
+    """After the commit: a job that stopped at MAX_JOB_TICKS triggers its next run; its result says so."""
+    if not more:
+        return {}
+    triggers.trigger(ctx.redis, ctx.keys, agent, shard)
+    return {"more": True}
 
 
 def ragged(index: npt.NDArray[np.integer[Any]], values: npt.NDArray[Any], n: int, fill: Any = np.nan

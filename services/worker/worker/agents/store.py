@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import agents, defaults
+from agentsys import agents, defaults, timefmt
 from agentsys.errors import InputError
 from worker import lifecycle
 from worker.agents import bulk
@@ -87,7 +87,7 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
 def _us(when: Any) -> int:
     if when is None:
         return int(np.iinfo(np.int64).min)
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
+    return timefmt.us_of(when)
 
 
 def _store_overlapping(conn: psycopg.Connection, text: bulk.Text, ts_us: npt.NDArray[np.int64],

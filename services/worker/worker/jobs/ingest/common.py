@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from agentsys.errors import InputError
-from agentsys.timefmt import iso_us
+from agentsys.timefmt import iso_us, us_of
 from worker.agents.store import Stored
 from worker.sources.fetch import Fetched
 
@@ -51,4 +51,4 @@ def us(value: Any) -> int:
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
+    return us_of(when)

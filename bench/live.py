@@ -388,10 +388,11 @@ def run_size(s: common.Servers, n: int, window_s: float, *, profile: Path | None
         rss_mb = max(group.peak_rss.values()) / 2**20
     worker_logs = sorted(work.glob("worker-*.log"))
     finished = list(_log_lines(worker_logs, "job finished"))
-    bangs = [c for c in finished if c.get("agent") == "bang" and c.get("committed_at") is not None]
+    bangs = [c for c in finished if c.get("covered_us", False) is not False and c.get("committed_at") is not None]
     lag_p99, slope, per_bar = lags(bangs, sizes, math.ceil(w0), math.floor(judged), now)
     window_bangs = [c for c in bangs if w0 <= float(c["committed_at"]) <= w1]
-    symbol_ticks = sum(int(c.get("ticks") or 0) for c in window_bangs)
+    symbol_ticks = sum(int((c.get("ticks") if c.get("agent") == "bang" else c.get("fused_ticks")) or 0)
+                       for c in window_bangs)
     live_ids = {i for i, at in bang_commits.at.items() if w0 <= at <= w1}
     found = _latencies(received, live_ids, bang_commits.at)
     in_window = [d for at, d in depths.samples if w0 <= at <= w1]

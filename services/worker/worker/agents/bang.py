@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from agentsys import timefmt
@@ -18,6 +20,7 @@ from worker.context import JobContext
 
 AGENT = "bang"
 NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
+EVENT_FIELDS = ("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid", "ema_slow")
 
 
 @shard_job(AGENT)
@@ -50,7 +53,34 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if not len(index):
         conn.rollback()
         return {"symbols": n, "ticks": 0, "bangs": 0}
-    codes, counts, cols = shards.ragged(index, rows["code"].astype(np.int8), n, fill=np.int8(-1))
+    emas = np.stack([rows["f"], rows["m"], rows["s"]], axis=1)
+    out = advance(conn, state, index, rows["ts"], rows["price"], emas, rows["code"].astype(np.int8))
+    conn.commit()
+    committed_at = time.time()  # the gateway's latency clock starts here
+    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
+    announce(ctx, shard, out, committed_at=committed_at)
+    return {"symbols": n, "ticks": int(len(index)), "bangs": len(out.events), "tasks_updated": len(out.tasks),
+            **rest, "committed_at": round(committed_at, 6), "covered_us": out.covered_us}
+
+
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    """What :func:`advance` recorded: the bangs inserted, the symbols that moved, the tasks it changed."""
+
+    events: list[tuple[Any, ...]]  # EVENT_FIELDS
+    symbols: list[str]
+    tasks: list[Any]
+    covered_us: int | None
+    """The shard's bang watermark after this commit (see :func:`covered`)."""
+
+
+def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArray[np.int64],
+            ts: npt.NDArray[np.int64], price: npt.NDArray[np.float64], emas: npt.NDArray[np.float64],
+            code: npt.NDArray[np.int8]) -> Advanced:
+    """Advance the state machine over new indicator rows (sorted by symbol index, then ts), in the
+    caller's transaction: bangs, the progress of every symbol that moved, composite tasks reached."""
+    n = len(state.symbols)
+    codes, counts, cols = shards.ragged(index, code, n, fill=np.int8(-1))
     previous = np.array([ema.STATE_CODES.get(p[6], -1) if p[6] else -1 for p in state.progress], dtype=np.int8)
     hit_sym, hit_col, hit_from = ema.bangs(codes, counts, previous)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -65,41 +95,39 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         RETURNING id, symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow
         """,
         (
-            names[index[hit]].tolist(), bulk.us_to_datetimes(rows["ts"][hit]), NAMES[hit_from].tolist(),
-            NAMES[rows["code"][hit]].tolist(), rows["price"][hit].tolist(), rows["f"][hit].tolist(),
-            rows["m"][hit].tolist(), rows["s"][hit].tolist(),
+            names[index[hit]].tolist(), bulk.us_to_datetimes(ts[hit]), NAMES[hit_from].tolist(),
+            NAMES[code[hit]].tolist(), price[hit].tolist(), emas[hit, 0].tolist(), emas[hit, 1].tolist(),
+            emas[hit, 2].tolist(),
         ),
     ).fetchall() if len(hit) else []
     last = np.cumsum(counts) - 1
     moved = counts > 0
     symbols = names[moved].tolist()
+    new_last = ts[last[moved]]
     conn.execute(
         """
         INSERT INTO progress (agent, symbol, last_ts, state)
         SELECT 'bang', * FROM unnest(%s::text[], %s::timestamptz[], %s::text[])
         ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = EXCLUDED.last_ts, state = EXCLUDED.state
         """,
-        (symbols, bulk.us_to_datetimes(rows["ts"][last[moved]]), NAMES[rows["code"][last[moved]]].tolist()),
+        (symbols, bulk.us_to_datetimes(new_last), NAMES[code[last[moved]]].tolist()),
     )
     changed = lifecycle.complete_tasks(conn, symbols)
-    conn.commit()
-    committed_at = time.time()  # the gateway's latency clock starts here
-    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
-    if events:
-        invalidate(ctx, sorted({e[1] for e in events}))  # before the news: a client that reloads reads it
+    return Advanced(events, symbols, changed, covered(state.progress, moved, new_last))
+
+
+def announce(ctx: JobContext, shard: int, out: Advanced, *, committed_at: float) -> None:
+    """After the commit: the bangs (their symbols' cached history dropped first) and the tasks changed."""
+    if out.events:
+        invalidate(ctx, sorted({e[1] for e in out.events}))  # before the news: a client that reloads reads it
         publish(ctx, ctx.keys.channel_bangs, {
             "kind": "bang", "shard": shard, "committed_at": committed_at,
-            "events": [dict(zip(("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid",
-                                 "ema_slow"), (*e[:2], e[2].isoformat(), *e[3:]), strict=True)) for e in events],
+            "events": [dict(zip(EVENT_FIELDS, (*e[:2], e[2].isoformat(), *e[3:]), strict=True)) for e in out.events],
         })
-    lifecycle.announce(ctx, changed)
-    return {"symbols": n, "ticks": int(len(index)), "bangs": len(events), "tasks_updated": len(changed),
-            **rest,
-            "committed_at": round(committed_at, 6), "covered_us": _covered_us(state.progress, moved,
-                                                                            rows["ts"][last[moved]])}
+    lifecycle.announce(ctx, out.tasks)
 
 
-def _covered_us(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np.ndarray) -> int | None:
+def covered(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np.ndarray) -> int | None:
     """The shard's bang watermark after this commit: the oldest symbol's last ts (None while one has none).
 
     Logged with ``committed_at`` so the live bench can time each bar from its end to the

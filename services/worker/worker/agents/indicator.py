@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from agentsys import triggers
@@ -16,6 +18,8 @@ from worker.agents.publishing import invalidate, iso
 from worker.context import JobContext
 
 AGENT = "indicator"
+STATE_NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
+"""State names by code, None at -1 (undefined)."""
 
 
 @shard_job(AGENT)
@@ -40,10 +44,37 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
         order_by="ts",
     )
     index = np.repeat(got.keys.astype(np.int64), got.counts)
-    ts, price = got.arrays["ts"], got.arrays["price"]
     if not len(index):
         conn.rollback()
         return {"symbols": n, "ticks": 0}
+    out = advance(conn, state, index, got.arrays["ts"], got.arrays["price"])
+    conn.commit()
+    committed_at = time.time()
+    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
+    triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
+    invalidate(ctx, out.symbols)
+    publish_update(ctx, shard, out, committed_at=committed_at)
+    return {"symbols": n, "ticks": int(len(index)), **rest}
+
+
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    """What :func:`advance` computed and stored: rows in input order, and each moved symbol's last row."""
+
+    index: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.int64]
+    price: npt.NDArray[np.float64]
+    emas: npt.NDArray[np.float64]  # (rows, 3), NaN while undefined
+    codes: npt.NDArray[np.int8]  # state per row, -1 while undefined
+    symbols: list[str]  # the symbols that moved, in shard order
+    last_rows: npt.NDArray[np.int64]  # the row of each one's newest price
+
+
+def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArray[np.int64],
+            ts: npt.NDArray[np.int64], price: npt.NDArray[np.float64]) -> Advanced:
+    """Advance the EMAs over new prices (rows sorted by symbol index, then ts), in the caller's
+    transaction: indicator rows by binary COPY, then the progress of every symbol that moved."""
+    n = len(state.symbols)
     matrix, counts, cols = shards.ragged(index, price, n)
     carry = ema.Carry(
         n=np.array([p[1] for p in state.progress], dtype=np.int64),
@@ -54,7 +85,6 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     )
     emas = ema.advance(matrix, counts, carry)[index, cols]  # (rows, 3)
     codes = ema.states(emas)
-    state_names = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)[np.where(codes < 0, 3, codes)]
     bulk.copy_in(conn, "indicators", [
         ("symbol", "text", bulk.Text(index, state.symbols)), ("ts", "timestamptz", ts), ("price", "float8!", price),
         ("ema_fast", "float8", emas[:, 0]), ("ema_mid", "float8", emas[:, 1]), ("ema_slow", "float8", emas[:, 2]),
@@ -80,23 +110,22 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
             carry.n[moved].tolist(),
             carry.seed_sum[moved].tolist(),
             *(shards.nan_to_none(carry.ema[moved, k]) for k in range(3)),
-            state_names[last_rows].tolist(),
+            STATE_NAMES[codes[last_rows]].tolist(),
         ),
     )
-    conn.commit()
-    committed_at = time.time()
-    rest = shards.continue_if(ctx, AGENT, shard, int(got.counts.max()) >= limit)
-    triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
-    invalidate(ctx, symbols)
+    return Advanced(index, ts, price, emas, codes, symbols, last_rows)
+
+
+def publish_update(ctx: JobContext, shard: int, out: Advanced, *, committed_at: float) -> None:
+    """Each moved symbol's newest price, EMAs and state, after the commit."""
+    names = STATE_NAMES[out.codes[out.last_rows]].tolist()
     publish(ctx, ctx.keys.channel_updates, {
         "kind": "update", "agent": AGENT, "shard": shard, "committed_at": committed_at,
         "symbols": {
-            sym: {"ts": iso(ts[r]), "price": float(price[r]), **_emas(emas[r]), "state": state_names[r]}
-            for sym, r in zip(symbols, last_rows.tolist(), strict=True)
+            sym: {"ts": iso(out.ts[r]), "price": float(out.price[r]), **_emas(out.emas[r]), "state": name}
+            for sym, r, name in zip(out.symbols, out.last_rows.tolist(), names, strict=True)
         },
     })
-    return {"symbols": n, "ticks": int(len(index)), **rest}
-
 
 
 def _emas(row: np.ndarray) -> dict[str, float | None]:

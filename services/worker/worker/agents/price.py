@@ -4,6 +4,10 @@ Level-triggered like the others: it fetches every bar after a symbol's newest st
 price up to now (at most MAX_CATCHUP_BARS; a new symbol starts with that much history,
 so its EMAs are defined at once), so missed ticks heal on the next run.
 
+A symbol caught up downstream has its new bars carried through the EMAs and the state
+machine in this same job (``worker.agents.live``); the others' are left to the
+indicator and bang jobs it triggers.
+
 A symbol whose source fails (breaker open, API down, unknown to the API) is skipped
 for this run, with a warning (and counted in the job's ``skipped``); the shard's other
 symbols are stored. Nothing is lost: its watermark has not moved, so the next run
@@ -15,14 +19,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import psycopg
 
-from agentsys import defaults, triggers
+from agentsys import defaults, timefmt, triggers
 from agentsys.logging import get_logger
+from worker.agents import bang, indicator, live
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, shard_job
 from worker.agents.publishing import invalidate, publish_prices
-from worker.agents.store import store_prices
+from worker.agents.store import append_new
 from worker.context import JobContext
 from worker.sources.fetch import LIVE_SOURCES, due_bars, fetch, latest_bar
 
@@ -33,38 +39,54 @@ log = get_logger("worker.price")
 @shard_job(AGENT)
 def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]:
     lock_shard(conn, AGENT, shard)
-    state = shards.load(ctx, conn, AGENT, shard)
-    sources: dict[str, str] = dict(conn.execute("SELECT symbol, source FROM symbols WHERE shard = %s",
-                                                (shard,)).fetchall())
+    fusing = live.may_fuse(ctx, conn, shard)
+    loaded = shards.load_many(ctx, conn, (AGENT, *live.FUSED) if fusing else (AGENT,), shard)
+    state = loaded.states[AGENT]
     interval = ctx.settings.price_interval_s
     now_us = latest_bar(time.time(), interval)
-    want_s, want_ts = [], []
-    for symbol, progress in zip(state.symbols, state.progress, strict=True):
-        if sources.get(symbol, "") not in LIVE_SOURCES:
+    want, want_ts = [], []
+    for i, (source, progress) in enumerate(zip(loaded.sources, state.progress, strict=True)):
+        if source not in LIVE_SOURCES:
             continue
         last = progress[0]
-        last_us = None if last is None else int(last.timestamp() * 1_000_000)
-        bars = due_bars(last_us, now_us, interval, defaults.MAX_CATCHUP_BARS)
+        bars = due_bars(None if last is None else timefmt.us_of(last), now_us, interval, defaults.MAX_CATCHUP_BARS)
         if len(bars):
-            want_s.append((symbol, sources[symbol]))
+            want.append(i)
             want_ts.append(bars)
-    if not want_s:
+    if not want:
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
-    limit = shards.per_symbol_limit(ctx, len(want_s))
+    limit = shards.per_symbol_limit(ctx, len(want))
     more = any(len(bars) > limit for bars in want_ts)  # the oldest bars now, the rest in a run of its own
     if more:
         want_ts = [bars[:limit] for bars in want_ts]
-    got = fetch(ctx, want_s, want_ts, interval_s=interval)
+    got = fetch(ctx, [(state.symbols[i], loaded.sources[i]) for i in want], want_ts, interval_s=interval)
     skipped = {"skipped": len(got.skipped)} if got.skipped else {}  # each one logged by fetch
     if not len(got.index):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0, **skipped}
-    stored = store_prices(conn, got.names, got.index, got.ts, got.price)
+    index = np.array(want, dtype=np.int64)[got.index]  # rows by shard index, then ts
+    order = np.lexsort((got.ts, index))
+    index, ts, price = index[order], got.ts[order], got.price[order]
+    inserted = append_new(conn, state.symbols, index, ts, price)
+    got_rows = np.bincount(index, minlength=len(state.symbols)) > 0
+    fuse = live.caught_up(loaded, AGENT) & got_rows if fusing else np.zeros(len(state.symbols), dtype=bool)
+    fused = live.advance(conn, loaded, fuse, index, ts, price) if fuse.any() else None
     conn.commit()
     committed_at = time.time()
     rest = shards.continue_if(ctx, AGENT, shard, more)
-    triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, stored.shards)
-    invalidate(ctx, stored.symbols)
-    publish_prices(ctx, shard, got.names, got.index, got.ts, got.price, committed_at=committed_at)
-    return {"symbols": len(state.symbols), "ticks": int(stored.inserted), **skipped, **rest}
+    alone = got_rows & ~fuse
+    if alone.any():
+        triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
+    invalidate(ctx, [s for s, g in zip(state.symbols, got_rows.tolist(), strict=True) if g])
+    if alone.any():
+        rows = alone[index]
+        publish_prices(ctx, shard, state.symbols, index[rows], ts[rows], price[rows], committed_at=committed_at)
+    if fused is None:
+        return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest}
+    indicator.publish_update(ctx, shard, fused.indicator, committed_at=committed_at)
+    bang.announce(ctx, shard, fused.bang, committed_at=committed_at)
+    return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest,
+            "fused": len(fused.bang.symbols), "fused_ticks": int(len(fused.indicator.index)), "bangs": len(fused.bang.events),
+            "tasks_updated": len(fused.bang.tasks),
+            "committed_at": round(committed_at, 6), "covered_us": fused.covered_us}

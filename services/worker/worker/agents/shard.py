@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,22 +23,40 @@ class ShardState:
 
 def load(ctx: JobContext, conn: psycopg.Connection, agent: str, shard: int) -> ShardState:
     """Enabled symbols of the shard, in symbol order, with the agent's progress."""
+    return load_many(ctx, conn, (agent,), shard).states[agent]
+
+
+@dataclass
+class Loaded:
+    """A shard's enabled symbols with several agents' progress, read in one query."""
+
+    states: dict[str, ShardState]
+    sources: list[str]
+
+
+PROGRESS = "{g}.last_ts, COALESCE({g}.n, 0), COALESCE({g}.seed_sum, 0), {g}.ema_fast, {g}.ema_mid, {g}.ema_slow, {g}.state"
+WIDTH = 7
+"""Columns of one agent's progress in ShardState.progress."""
+
+
+def load_many(ctx: JobContext, conn: psycopg.Connection, agents: Sequence[str], shard: int) -> Loaded:
+    """Enabled symbols of the shard, in symbol order, with each agent's progress (and each symbol's source)."""
     disabled = flags.disabled_symbols(ctx.redis, ctx.keys)
+    aliases = [f"g{i}" for i in range(len(agents))]
     rows = conn.execute(
-        """
-        SELECT s.symbol, s.ema_fast, s.ema_mid, s.ema_slow,
-               g.last_ts, COALESCE(g.n, 0), COALESCE(g.seed_sum, 0), g.ema_fast, g.ema_mid, g.ema_slow, g.state
-        FROM symbols s LEFT JOIN progress g ON g.agent = %s AND g.symbol = s.symbol
-        WHERE s.shard = %s ORDER BY s.symbol
-        """,
-        (agent, shard),
+        "SELECT s.symbol, s.source, s.ema_fast, s.ema_mid, s.ema_slow, "  # type: ignore[arg-type]
+        + ", ".join(PROGRESS.format(g=g) for g in aliases)
+        + " FROM symbols s "
+        + " ".join(f"LEFT JOIN progress {g} ON {g}.agent = %s AND {g}.symbol = s.symbol" for g in aliases)
+        + " WHERE s.shard = %s ORDER BY s.symbol",
+        (*agents, shard),
     ).fetchall()
     rows = [r for r in rows if r[0] not in disabled]
-    return ShardState(
-        symbols=[r[0] for r in rows],
-        periods=np.array([r[1:4] for r in rows], dtype=np.int64).reshape(-1, 3),
-        progress=[tuple(r[4:]) for r in rows],
-    )
+    symbols = [r[0] for r in rows]
+    periods = np.array([r[2:5] for r in rows], dtype=np.int64).reshape(-1, 3)
+    states = {agent: ShardState(symbols, periods, [tuple(r[5 + WIDTH * i:5 + WIDTH * (i + 1)]) for r in rows])
+              for i, agent in enumerate(agents)}
+    return Loaded(states, [r[1] for r in rows])
 
 
 def per_symbol_limit(ctx: JobContext, n: int) -> int:

@@ -62,25 +62,42 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
     np.minimum.at(first_us, index, ts_us)
     last_us = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(last_us, index, ts_us)
-    text = bulk.Text(index, names)
-    if bool((first_us[present] > mark_us[present]).all()):
-        inserted = bulk.copy_in(conn, "prices", [("symbol", "text", text), ("ts", "timestamptz", ts_us),
-                                                 ("price", "float8!", price)])
-    else:
-        inserted = _store_overlapping(conn, text, ts_us, price, replace=replace)
     used = np.flatnonzero(present)
+    if bool((first_us[present] > mark_us[present]).all()):
+        inserted = append_new(conn, names, index, ts_us, price, last_us=last_us)
+    else:
+        inserted = _store_overlapping(conn, bulk.Text(index, names), ts_us, price, replace=replace)
+        _advance_marks(conn, [names[i] for i in used.tolist()], last_us[used])
+    counts = np.bincount(index, minlength=len(names))
+    return Stored(
+        symbols=[names[i] for i in used.tolist()], first_ts=bulk.us_to_datetimes(first_us[used]),
+        last_ts=bulk.us_to_datetimes(last_us[used]), ticks=counts[used].tolist(), inserted=inserted, shards=shards,
+    )
+
+
+def append_new(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArray[np.int64],
+               ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *,
+               last_us: npt.NDArray[np.int64] | None = None) -> int:
+    """Append prices newer than each symbol's newest (the caller holds the price locks and checked):
+    one binary COPY, and the price progress. ``last_us``: each name's newest row, when known."""
+    if last_us is None:
+        last_us = np.full(len(names), np.iinfo(np.int64).min)
+        np.maximum.at(last_us, index, ts_us)
+    inserted = bulk.copy_in(conn, "prices", [("symbol", "text", bulk.Text(index, names)),
+                                             ("ts", "timestamptz", ts_us), ("price", "float8!", price)])
+    used = np.flatnonzero(np.bincount(index, minlength=len(names)) > 0)
+    _advance_marks(conn, [names[i] for i in used.tolist()], last_us[used])
+    return inserted
+
+
+def _advance_marks(conn: psycopg.Connection, symbols: list[str], last_us: npt.NDArray[np.int64]) -> None:
     conn.execute(
         """
         INSERT INTO progress (agent, symbol, last_ts)
         SELECT 'price', * FROM unnest(%s::text[], %s::timestamptz[])
         ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
         """,
-        ([names[i] for i in used.tolist()], bulk.us_to_datetimes(last_us[used])),
-    )
-    counts = np.bincount(index, minlength=len(names))
-    return Stored(
-        symbols=[names[i] for i in used.tolist()], first_ts=bulk.us_to_datetimes(first_us[used]),
-        last_ts=bulk.us_to_datetimes(last_us[used]), ticks=counts[used].tolist(), inserted=inserted, shards=shards,
+        (symbols, bulk.us_to_datetimes(last_us)),
     )
 
 

@@ -169,3 +169,14 @@ def test_events_newest_first(client, anon, replayed):
     assert anon.get("/events", params={"symbol": "OTHER"}).json() == []
     assert anon.get("/events", params={"symbol": "bad one"}).status_code == 422
     assert anon.get("/events", params={"limit": 0}).status_code == 422
+
+
+def test_only_symbols_whose_history_was_asked_for_are_invalidated(stack):
+    """A live tick invalidates every symbol each second; only watched ones cost Redis writes."""
+    assert invalidate_history(stack.redis, stack.keys, ["NOBODY", "WATCHED"]) == 0
+    assert stack.redis.get(stack.keys.history_version("WATCHED")) is None
+    cached_history(stack.redis, stack.keys, "WATCHED", "q", lambda: b"{}")
+    assert stack.redis.hget(stack.keys.history("WATCHED"), "q") == b"{}"
+    assert invalidate_history(stack.redis, stack.keys, ["NOBODY", "WATCHED"]) == 1
+    assert stack.redis.hget(stack.keys.history("WATCHED"), "q") is None
+    assert stack.redis.get(stack.keys.history_version("NOBODY")) is None

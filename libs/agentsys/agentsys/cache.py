@@ -6,6 +6,12 @@ key (``Keys.history_version``) is bumped on every invalidation; a fill stores it
 only if the version is still the one read *before* the database was queried, so an answer
 computed from a snapshot older than the newest commit is never cached. Workers call
 :func:`invalidate_history` after they commit new data for some symbols.
+
+A live tick commits new data for every symbol each second, but few symbols are ever
+looked at. A reader adds its symbol to a *watched* set before it reads the version, and
+invalidation bumps only watched symbols, in one script call per chunk: a commit of 10,000
+symbols nobody watches costs Redis 10,000 set lookups, not 20,000 writes. (Added before the
+version is read, so an invalidation racing a fill always sees the symbol as watched.)
 """
 
 from __future__ import annotations
@@ -53,9 +59,10 @@ def cached_history(
     for "no such symbol", which is not cached.
     """
     with redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(k.history_watched(), symbol)
         pipe.hget(k.history(symbol), field)
         pipe.get(k.history_version(symbol))
-        found, version = pipe.execute()
+        _, found, version = pipe.execute()
     if found is not None:
         return found, True
     payload = load()
@@ -66,23 +73,30 @@ def cached_history(
 
 
 _INVALIDATE = """
-for i = 1, #KEYS, 2 do
-    redis.call('INCR', KEYS[i])
-    redis.call('DEL', KEYS[i + 1])
+local n = 0
+local version, history = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+    if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then
+        redis.call('INCR', version .. ARGV[i])
+        redis.call('DEL', history .. ARGV[i])
+        n = n + 1
+    end
 end
-return #KEYS / 2
+return n
 """
-# One script call per chunk instead of two commands per symbol: a 10,000-symbol commit
-# invalidates in a few milliseconds (a pipeline of 20,000 commands cost most of a second
-# of client-side packing). Atomic per chunk, like the MULTI it replaces.
-INVALIDATE_CHUNK = 2000
+# One script call per chunk, atomic per chunk. Key names of watched symbols are built in
+# the script from the two prefixes (one Redis, no cluster slots to declare them for).
+INVALIDATE_CHUNK = 5000
 """Symbols per invalidation script call (bounds how long one call holds Redis)."""
 
 
-def invalidate_history(redis: Redis, k: Keys, symbols: Iterable[str]) -> None:
-    """Forget cached history of these symbols; call after committing new data for them."""
+def invalidate_history(redis: Redis, k: Keys, symbols: Iterable[str]) -> int:
+    """Forget cached history of these symbols; call after committing new data for them.
+    Returns how many were watched (and so bumped)."""
     names = list(symbols)
     script = redis.register_script(_INVALIDATE)
+    version, history = k.history_version(""), k.history("")
+    bumped = 0
     for at in range(0, len(names), INVALIDATE_CHUNK):
-        chunk = names[at:at + INVALIDATE_CHUNK]
-        script(keys=[key for symbol in chunk for key in (k.history_version(symbol), k.history(symbol))])
+        bumped += int(script(keys=[k.history_watched()], args=[version, history, *names[at:at + INVALIDATE_CHUNK]]))
+    return bumped

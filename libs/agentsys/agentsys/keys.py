@@ -81,6 +81,10 @@ class Keys:
         """Bumped on new data so stale cache fills are never stored."""
         return self._k("cache", "history-version", symbol)
 
+    def history_watched(self) -> str:
+        """Set of the symbols whose history was ever asked for: only theirs is invalidated."""
+        return self._k("cache", "history-watched")
+
     # scheduler
     def schedules(self) -> str:
         """Hash of named schedules (JSON values)."""

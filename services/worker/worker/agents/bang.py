@@ -19,7 +19,6 @@ from worker.agents.publishing import invalidate
 from worker.context import JobContext
 
 AGENT = "bang"
-NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
 EVENT_FIELDS = ("id", "symbol", "ts", "from_state", "to_state", "price", "ema_fast", "ema_mid", "ema_slow")
 
 
@@ -85,7 +84,6 @@ def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArr
     hit_sym, hit_col, hit_from = ema.bangs(codes, counts, previous)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     hit = starts[hit_sym] + hit_col  # row numbers of the bangs
-    names = np.array(state.symbols, dtype=object)
     events = conn.execute(
         """
         INSERT INTO bang_events (symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow)
@@ -95,14 +93,14 @@ def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArr
         RETURNING id, symbol, ts, from_state, to_state, price, ema_fast, ema_mid, ema_slow
         """,
         (
-            names[index[hit]].tolist(), bulk.us_to_datetimes(ts[hit]), NAMES[hit_from].tolist(),
-            NAMES[code[hit]].tolist(), price[hit].tolist(), emas[hit, 0].tolist(), emas[hit, 1].tolist(),
-            emas[hit, 2].tolist(),
+            bulk.Texts(bulk.Text(index[hit], state.symbols)), bulk.Timestamps(ts[hit]),
+            bulk.Texts(bulk.Text(hit_from, ema.STATE_LIST)), bulk.Texts(bulk.Text(code[hit], ema.STATE_LIST)),
+            bulk.Float8s(price[hit]), *(bulk.Float8s(emas[hit, k]) for k in range(3)),
         ),
     ).fetchall() if len(hit) else []
     last = np.cumsum(counts) - 1
     moved = counts > 0
-    symbols = names[moved].tolist()
+    symbols = [s for s, m in zip(state.symbols, moved.tolist(), strict=True) if m]
     new_last = ts[last[moved]]
     conn.execute(
         """
@@ -110,7 +108,8 @@ def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArr
         SELECT 'bang', * FROM unnest(%s::text[], %s::timestamptz[], %s::text[])
         ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = EXCLUDED.last_ts, state = EXCLUDED.state
         """,
-        (symbols, bulk.us_to_datetimes(new_last), NAMES[code[last[moved]]].tolist()),
+        (bulk.Texts(bulk.Text(np.flatnonzero(moved), state.symbols)), bulk.Timestamps(new_last),
+         bulk.Texts(bulk.Text(code[last[moved]], ema.STATE_LIST))),
     )
     changed = lifecycle.complete_tasks(conn, symbols)
     return Advanced(events, symbols, changed, covered(state.progress, moved, new_last))

@@ -105,12 +105,12 @@ def advance(conn: psycopg.Connection, state: shards.ShardState, index: npt.NDArr
             state = EXCLUDED.state
         """,
         (
-            symbols,
-            bulk.us_to_datetimes(ts[last_rows]),
-            carry.n[moved].tolist(),
-            carry.seed_sum[moved].tolist(),
-            *(shards.nan_to_none(carry.ema[moved, k]) for k in range(3)),
-            STATE_NAMES[codes[last_rows]].tolist(),
+            bulk.Texts(bulk.Text(np.flatnonzero(moved), state.symbols)),
+            bulk.Timestamps(ts[last_rows]),
+            bulk.Int8s(carry.n[moved]),
+            bulk.Float8s(carry.seed_sum[moved]),
+            *(bulk.Float8s(carry.ema[moved, k]) for k in range(3)),
+            bulk.Texts(bulk.Text(codes[last_rows], ema.STATE_LIST)),
         ),
     )
     return Advanced(index, ts, price, emas, codes, symbols, last_rows)

@@ -86,18 +86,18 @@ def append_new(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArra
     inserted = bulk.copy_in(conn, "prices", [("symbol", "text", bulk.Text(index, names)),
                                              ("ts", "timestamptz", ts_us), ("price", "float8!", price)])
     used = np.flatnonzero(np.bincount(index, minlength=len(names)) > 0)
-    _advance_marks(conn, [names[i] for i in used.tolist()], last_us[used])
+    _advance_marks(conn, bulk.Texts(bulk.Text(used, names)), last_us[used])
     return inserted
 
 
-def _advance_marks(conn: psycopg.Connection, symbols: list[str], last_us: npt.NDArray[np.int64]) -> None:
+def _advance_marks(conn: psycopg.Connection, symbols: list[str] | bulk.Texts, last_us: npt.NDArray[np.int64]) -> None:
     conn.execute(
         """
         INSERT INTO progress (agent, symbol, last_ts)
         SELECT 'price', * FROM unnest(%s::text[], %s::timestamptz[])
         ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
         """,
-        (symbols, bulk.us_to_datetimes(last_us)),
+        (symbols, bulk.Timestamps(last_us)),
     )
 
 

@@ -78,6 +78,8 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     alone = got_rows & ~fuse
     if alone.any():
         triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
+    if fused is not None:  # bangs first: the gateway relays them before it reads the (larger) updates
+        bang.announce(ctx, shard, fused.bang, committed_at=committed_at)
     invalidate(ctx, [s for s, g in zip(state.symbols, got_rows.tolist(), strict=True) if g])
     if alone.any():
         rows = alone[index]
@@ -85,7 +87,6 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if fused is None:
         return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest}
     indicator.publish_update(ctx, shard, fused.indicator, committed_at=committed_at)
-    bang.announce(ctx, shard, fused.bang, committed_at=committed_at)
     return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest,
             "fused": len(fused.bang.symbols), "fused_ticks": int(len(fused.indicator.index)), "bangs": len(fused.bang.events),
             "tasks_updated": len(fused.bang.tasks),

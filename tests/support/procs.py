@@ -49,3 +49,10 @@ def agent_worker(stack_env: Mapping[str, str], log: Path, *, name: str, queues: 
     if queues:
         args += ["--queues", queues]
     return start(args, {**stack_env, **settings}, log)
+
+
+def agent_scheduler(stack_env: Mapping[str, str], log: Path, *, name: str, defaults: bool = True,
+                    **env: str) -> subprocess.Popen[bytes]:
+    """A real ``agent-scheduler`` process; ``defaults=False`` leaves out its default schedules."""
+    args = [str(VENV_BIN / "agent-scheduler"), "--name", name, *([] if defaults else ["--no-defaults"])]
+    return start(args, {**stack_env, **env}, log)

@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 from agentsys import tasks
 from agentsys.schedules import MarketHours, Schedule, ScheduleSpec, get_schedule, put_schedule
 from tests.support import procs, wait
+from tests.support.ticks import tick_seconds
 from worker.schedule_timing import ScheduleTiming
 from worker.scheduler import AgentScheduler, tick_task_id
 from worker.settings import SchedulerSettings
@@ -203,8 +204,7 @@ def test_due_retries_are_moved_back_to_their_queue(stack):
 
 def _scheduler_proc(stack, name: str, **env):
     settings = {"SCHEDULER_LOCK_TTL_MS": "2000", "SCHEDULER_POLL": "0.2", **env}
-    return procs.start([str(procs.VENV_BIN / "agent-scheduler"), "--name", name, "--no-defaults"],
-                       {**stack.env, **settings}, stack.tmp / f"{name}.log")
+    return procs.agent_scheduler(stack.env, stack.tmp / f"{name}.log", name=name, defaults=False, **settings)
 
 
 def test_two_schedulers_fire_each_tick_once_and_the_standby_takes_over_a_killed_leader(stack):
@@ -233,8 +233,7 @@ def test_two_schedulers_fire_each_tick_once_and_the_standby_takes_over_a_killed_
     assert len(ids) == len(set(ids))
     # every id is the derived id of one tick on the 1 s grid, and no tick was fired twice
     first, last = int(start.timestamp()), int(datetime.now(UTC).timestamp())
-    by_id = {tick_task_id(stack.prefix, "each-second", datetime.fromtimestamp(t, UTC)): t for t in range(first, last + 1)}
-    fired = sorted(by_id[i] for i in ids)
+    fired = tick_seconds(stack.prefix, "each-second", ids, first, last)
     assert len(fired) == len(set(fired)) and len(fired) >= 5
     gaps = [b - a for a, b in zip(fired, fired[1:], strict=False)]
     # ticks due while the lease was unheld coalesce into one: at most the lease's life is skipped

@@ -60,7 +60,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if not len(got.index):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0, **skipped}
-    stored = store_prices(conn, got.names, got.index, got.ts, got.price)
+    stored = store_prices(conn, got.names, got.index, got.ts, got.price, held=(shard,))
     conn.commit()
     committed_at = time.time()
     rest = shards.continue_if(ctx, AGENT, shard, more)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fastapi.testclient import TestClient
 
 from agentsys import flags
 from agentsys.cache import cached_history, invalidate_history
-from tests.orchestrator.conftest import needs_pipeline, zigzag_csv
+from orchestrator.app import create_app
+from orchestrator.settings import OrchestratorSettings
+from tests.orchestrator.conftest import AUTH, TOKEN, needs_pipeline, zigzag_csv
 
 
 def test_add_list_delete(client, anon, stack):
@@ -30,6 +33,14 @@ def test_add_list_delete(client, anon, stack):
     r = client.delete("/symbols", params=[("symbol", "AAA"), ("symbol", "NOPE")])
     assert r.status_code == 200 and r.json() == {"deleted": 1}
     assert [s["symbol"] for s in anon.get("/symbols").json()["items"]] == ["BTC/USD"]
+
+
+def test_new_symbols_take_the_shard_size_setting(stack, monkeypatch):
+    monkeypatch.setenv("SHARD_SIZE", "2")
+    with TestClient(create_app(OrchestratorSettings(api_token=TOKEN, _env_file=None)), headers=AUTH) as c:
+        r = c.post("/symbols", json={"symbols": [{"symbol": f"SZ{i}"} for i in range(5)]})
+    assert r.status_code == 201, r.text
+    assert {s["symbol"]: s["shard"] for s in r.json()} == {f"SZ{i}": i // 2 for i in range(5)}
 
 
 @pytest.mark.parametrize(("body", "loc"), [

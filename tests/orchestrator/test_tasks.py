@@ -10,9 +10,11 @@ import pytest
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from agentsys import tasks
+from agentsys import symbols, tasks
+from agentsys.symbols import SymbolSpec
 from tests.orchestrator.conftest import needs_pipeline, zigzag_csv
 from tests.support import procs
+from tests.support.pipeline import drain
 from tests.support.wait import until
 
 
@@ -72,6 +74,9 @@ def test_integer_priority_of_the_original_design(client, stack, number, queue, p
     ({"type": "backfill", "params": {"symbols": ["AAA"], "start": "2026-01-02T00:00:00Z",
                                      "end": "2026-01-01T00:00:00Z"}}, ["body", "params"]),
     ({"type": "run_agent", "params": {"agent": "nobody"}}, ["body", "params", "agent"]),
+    ({"type": "reshard", "params": {}}, ["body", "params", "shard_size"]),
+    ({"type": "reshard", "params": {"shard_size": 0}}, ["body", "params", "shard_size"]),
+    ({"type": "reshard", "params": {"shard_size": 100_001}}, ["body", "params", "shard_size"]),
     ({"type": "replay", "params": {"fast": 3}}, ["body", "params", "csv"]),
     ({"description": "nul \x00 byte"}, ["body", "params"]),
     ({"type": "pipeline", "description": "x"}, ["body"]),
@@ -86,6 +91,25 @@ def test_invalid_bodies_are_422_naming_the_field(client, stack, body, loc):
     detail = r.json()["detail"]
     assert isinstance(detail, list) and any(d["loc"][: len(loc)] == loc for d in detail), detail
     assert _queue_ids(stack, "control") == [] and _queue_ids(stack, "price") == []
+
+
+def test_a_reshard_task_renumbers_the_universe_and_runs_every_agent_on_its_shards(client, stack):
+    names = [f"RS{i}" for i in range(5)]
+    with stack.db() as conn:
+        symbols.add_symbols(conn, [SymbolSpec(symbol=n, source="csv") for n in names], shard_size=1)
+        conn.commit()
+    r = client.post("/tasks", json={"type": "reshard", "params": {"shard_size": 2}})
+    assert r.status_code == 202, r.text
+    assert r.json()["queue"] == "control" and r.json()["params"] == {"shard_size": 2}
+    drain(stack)
+    task = client.get(f"/tasks/{r.json()['id']}").json()
+    assert task["state"] == "finished", task
+    assert task["result"] == {"shard_size": 2, "symbols": 5, "shards_before": 5, "shards_after": 3, "moved": 4,
+                              "enqueued": 3 * 3}
+    shards = {s["symbol"]: s["shard"] for s in client.get("/symbols").json()["items"]}
+    assert shards == {n: i // 2 for i, n in enumerate(names)}
+    finished = {a: tasks.queue(stack.redis, a).finished_job_registry.count for a in ("price", "indicator", "bang")}
+    assert finished == {"price": 3, "indicator": 3, "bang": 3}
 
 
 def test_malformed_json_and_wrong_content_type_are_422(client):

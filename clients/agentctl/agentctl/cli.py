@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     task = commands.add_parser("task", help="submit and inspect tasks", parents=[common])
     actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
     submit = actions.add_parser("submit", help="submit a task", parents=[common])
-    submit.add_argument("type", help="task type: note, pipeline, backfill, recover, run_agent, ...")
+    submit.add_argument("type", help="task type: note, pipeline, backfill, recover, run_agent, reshard, ...")
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter; VALUE is JSON when it parses (1, true, [\"AAPL\"]), else text")
     submit.add_argument("--json-params", metavar="JSON", help="all parameters as a JSON object")

@@ -15,7 +15,9 @@ EMA_SLOW = 55
 """Default slow EMA period, in prices."""
 
 SHARD_SIZE = 1000
-"""Symbols per shard when a symbol is added without an explicit shard."""
+"""Symbols per shard when a symbol is added without an explicit shard (the ``SHARD_SIZE`` setting)."""
+MAX_SHARD_SIZE = 100_000
+"""Largest shard size the setting and a ``reshard`` task accept, in symbols."""
 
 JOB_TIMEOUT = 600
 """Hard timeout of one job, in seconds."""

@@ -29,6 +29,8 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = defaults.LOG_LEVEL
     log_format: Literal["auto", "json", "console"] = defaults.LOG_FORMAT
     api_token: SecretStr | None = None
+    shard_size: int = Field(default=defaults.SHARD_SIZE, ge=1, le=defaults.MAX_SHARD_SIZE,
+                            description="symbols per shard when symbols are added (POST /symbols, replays)")
 
     @field_validator("log_level", mode="before")
     @classmethod

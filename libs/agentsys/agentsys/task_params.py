@@ -90,10 +90,14 @@ class CleanupParams(_Params):
                                  description="ended tasks older than this many days are deleted")
 
 
+class ReshardParams(_Params):
+    shard_size: int = Field(ge=1, le=defaults.MAX_SHARD_SIZE, description="symbols per shard after the re-shard")
+
+
 PARAMS: dict[str, type[_Params]] = {
     "note": NoteParams, "pipeline": PipelineParams, "replay": ReplayParams, "backfill": BackfillParams,
     "recover": RecoverParams, "run_agent": RunAgentParams,
-    "cleanup": CleanupParams,
+    "cleanup": CleanupParams, "reshard": ReshardParams,
 }
 
 

@@ -53,6 +53,7 @@ TASK_TYPES: dict[str, TaskType] = {
         TaskType("recover", keys.CONTROL_QUEUE, "worker.jobs.control.recover"),
         TaskType("run_agent", keys.CONTROL_QUEUE, "worker.jobs.control.run_agent"),
         TaskType("cleanup", keys.CONTROL_QUEUE, "worker.jobs.control.cleanup"),
+        TaskType("reshard", keys.CONTROL_QUEUE, "worker.jobs.control.reshard"),
     )
 }
 """Every task type a user can submit."""

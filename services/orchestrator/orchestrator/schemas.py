@@ -99,4 +99,6 @@ SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
                 "value": {"type": "recover", "params": {"agent": "bang", "symbols": ["AAPL"]}, "priority": "low"}},
     "run_agent": {"summary": "trigger one agent on every shard",
                   "value": {"type": "run_agent", "params": {"agent": "indicator", "shards": None}}},
+    "reshard": {"summary": "renumber the universe into shards of 5,000 symbols (safe while it ticks)",
+                "value": {"type": "reshard", "params": {"shard_size": 5000}}},
 }

@@ -109,8 +109,9 @@ def list_symbols(conn: DbDep, redis: RedisDep, k: KeysDep,
 @router.post("", status_code=201, response_model=list[SymbolOut], dependencies=[Write],
              responses=with_links(WRITE, 201, SYMBOL_LINKS),
              summary="Add symbols (existing ones are left as they are)")
-def add_symbols(body: SymbolsIn, conn: DbDep, redis: RedisDep, k: KeysDep) -> list[dict[str, Any]]:
-    rows = universe.add_symbols(conn, body.symbols)
+def add_symbols(body: SymbolsIn, conn: DbDep, redis: RedisDep, k: KeysDep,
+                settings: SettingsDep) -> list[dict[str, Any]]:
+    rows = universe.add_symbols(conn, body.symbols, shard_size=settings.shard_size)
     disabled = flags.disabled_symbols(redis, k)
     return [_out(r, disabled) for r in rows]
 

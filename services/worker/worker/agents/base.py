@@ -1,7 +1,8 @@
 """What the agents share around their work: the shard lock and publishing after commit.
 
 The job function itself (pending key, flag, retries, the job's log line) comes from
-``worker.runtime.shard_job``; ``TRANSIENT`` and ``backoff`` are re-exported from there.
+``worker.runtime.shard_job``; ``TRANSIENT`` and ``backoff`` are re-exported from there, the
+shard lock (``lock_shard``, ``LOCK_CLASS``) from ``agentsys.locks``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg
-
-from agentsys import agents
+from agentsys.locks import LOCK_CLASS, lock_shard
 from agentsys.logging import get_logger
 from worker.context import JobContext
 from worker.runtime import TRANSIENT, backoff, shard_job
@@ -19,14 +18,6 @@ from worker.runtime import TRANSIENT, backoff, shard_job
 __all__ = ["LOCK_CLASS", "TRANSIENT", "backoff", "lock_shard", "publish", "shard_job"]
 
 log = get_logger("worker.agent")
-
-LOCK_CLASS = {a.name: a.lock_class for a in agents.AGENTS}
-"""First key of the per-shard advisory lock, per agent (from the registry)."""
-
-
-def lock_shard(conn: psycopg.Connection, agent: str, shard: int) -> None:
-    """Serialise runs of one agent on one shard; released at commit or rollback."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS[agent], shard))
 
 
 def publish(ctx: JobContext, channel: str, message: dict[str, Any]) -> None:

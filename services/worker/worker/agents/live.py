@@ -21,10 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import flags
+from agentsys import flags, locks
 from worker.agents import bang, indicator
 from worker.agents import shard as shards
-from worker.agents.base import LOCK_CLASS
 from worker.context import JobContext
 
 FUSED = (indicator.AGENT, bang.AGENT)
@@ -35,15 +34,11 @@ def may_fuse(ctx: JobContext, conn: psycopg.Connection, shard: int) -> bool:
     """The downstream agents are enabled and their shard locks free (taken now, held to commit).
 
     Only tried, never waited for: a catch-up run holding one keeps it, and this tick's
-    symbols go the separate way. (A lock not waited for cannot deadlock.)
+    symbols go the separate way.
     """
     if not all(flags.is_enabled(ctx.redis, ctx.keys, agent) for agent in FUSED):
         return False
-    for agent in FUSED:
-        row = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_CLASS[agent], shard)).fetchone()
-        if not (row and row[0]):
-            return False
-    return True
+    return all(locks.try_lock_shard(conn, agent, shard) for agent in FUSED)
 
 
 def caught_up(loaded: shards.Loaded, price_agent: str) -> npt.NDArray[np.bool_]:

@@ -8,7 +8,7 @@ was just before it, so they recompute forward.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,9 +19,9 @@ import psycopg
 
 from agentsys import agents, defaults, timefmt
 from agentsys.errors import InputError
+from agentsys.locks import lock_shards_of
 from worker import lifecycle
 from worker.agents import bulk
-from worker.agents.base import lock_shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +36,16 @@ class Stored:
     shards: list[int]
 
 
-def lock_price_shards(conn: psycopg.Connection, symbols: Sequence[str]) -> list[int]:
-    """Take the price lock of every shard of these symbols, in order (no deadlocks)."""
-    rows = conn.execute("SELECT DISTINCT shard FROM symbols WHERE symbol = ANY(%s) ORDER BY shard",
-                        (list(symbols),)).fetchall()
-    shards = [int(r[0]) for r in rows]
-    for shard in shards:
-        lock_shard(conn, "price", shard)
-    return shards
-
-
 def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArray[np.int64],
-                 ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *, replace: bool = False) -> Stored:
+                 ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *, replace: bool = False,
+                 held: Collection[int] = ()) -> Stored:
     """Store prices in the caller's transaction (symbols must exist); see the module doc.
 
     Row ``r`` is symbol ``names[index[r]]``. The common case, every row newer than its
-    symbol's newest price, is one binary COPY straight into ``prices``.
+    symbol's newest price, is one binary COPY straight into ``prices``. ``held``: shards
+    whose price lock the caller holds already (``locks.lock_shards_of``).
     """
-    shards = lock_price_shards(conn, names)
+    shards = lock_shards_of(conn, names, agent_names=("price",), held=held)
     marks: dict[str, datetime] = dict(conn.execute(
         "SELECT symbol, last_ts FROM progress WHERE agent = 'price' AND symbol = ANY(%s)", (list(names),)).fetchall())
     mark_us = np.array([_us(marks.get(n)) for n in names], dtype=np.int64)
@@ -161,11 +153,7 @@ def lock_downstream(conn: psycopg.Connection, symbols: list[str]) -> None:
 
     Lock order is always the registry's (price, indicator, bang), each by shard number: no deadlocks.
     """
-    rows = conn.execute("SELECT DISTINCT shard FROM symbols WHERE symbol = ANY(%s) ORDER BY shard",
-                        (symbols,)).fetchall()
-    for agent in REWOUND:
-        for (shard,) in rows:
-            lock_shard(conn, agent, int(shard))
+    lock_shards_of(conn, symbols, agent_names=REWOUND)
 
 
 def reset_from(conn: psycopg.Connection, symbols: list[str], from_ts: list[Any]) -> None:

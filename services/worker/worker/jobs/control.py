@@ -1,4 +1,4 @@
-"""Control jobs: the recovery sweep, ``recover``, ``run_agent`` and ``cleanup`` tasks.
+"""Control jobs: the recovery sweep, ``recover``, ``run_agent``, ``cleanup`` and ``reshard`` tasks.
 
 The sweep is what makes the level-triggered design heal by itself: it finds every
 shard whose progress lags its inputs (a lost or failed job, a disabled-then-enabled
@@ -36,6 +36,13 @@ def lagging(conn: psycopg.Connection, agent: str, symbols: list[str] | None = No
     return sorted(int(r[0]) for r in rows)
 
 
+def _trigger(ctx: JobContext, agent: str, shards: list[int]) -> list[str]:
+    """Trigger ``agent`` on these shards, first dropping their pending keys whose job is gone."""
+    for shard in shards:
+        triggers.repair(ctx.redis, ctx.keys, agent, shard)
+    return triggers.trigger_many(ctx.redis, ctx.keys, agent, shards)
+
+
 def catch_up(ctx: JobContext, conn: psycopg.Connection, names: list[str], symbols: list[str] | None
              ) -> dict[str, list[int]]:
     """Trigger every lagging (agent, shard), repairing stale pending keys first."""
@@ -47,9 +54,7 @@ def catch_up(ctx: JobContext, conn: psycopg.Connection, names: list[str], symbol
             shards = lagging(conn, agent, symbols)
         else:  # its input is outside (a price source): every shard may be behind
             shards = universe.shards_of(conn, symbols)
-        for shard in shards:
-            triggers.repair(ctx.redis, ctx.keys, agent, shard)
-        triggers.trigger_many(ctx.redis, ctx.keys, agent, shards)
+        _trigger(ctx, agent, shards)
         if shards:
             done[agent] = shards
     conn.rollback()
@@ -86,15 +91,28 @@ def _recover(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) 
 
 def _run_agent(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
     agent = params.get("agent")
-    if agent not in agents.BY_NAME:
+    if not isinstance(agent, str) or agent not in agents.BY_NAME:
         raise InputError(f"unknown agent {agent!r}")
     shards = params.get("shards")
     if shards is None:
         shards = universe.shards_of(conn)
-    for shard in shards:
-        triggers.repair(ctx.redis, ctx.keys, agent, shard)
-    enqueued = triggers.trigger_many(ctx.redis, ctx.keys, agent, shards)
+    enqueued = _trigger(ctx, agent, shards)
     return {"agent": agent, "shards": list(shards), "enqueued": len(enqueued)}
+
+
+def _reshard(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Renumber the shards to ``shard_size`` symbols each, then run every agent on every new shard.
+
+    The re-shard waits for the shard jobs running now and holds the others off until it commits
+    (``agentsys.symbols.reshard``); the triggers after it let level-triggered jobs pick up
+    whatever their moved symbols lag, whichever old shard's trigger was still pending.
+    """
+    summary = universe.reshard(conn, int(params["shard_size"]))
+    conn.commit()
+    shards = list(range(summary["shards_after"]))
+    enqueued = sum(len(_trigger(ctx, agent, shards)) for agent in agents.NAMES)
+    log.info("re-shard done", **summary, enqueued=enqueued)
+    return {**summary, "enqueued": enqueued}
 
 
 CLEANUP_BATCH = 5000
@@ -131,3 +149,4 @@ def _cleanup(ctx: JobContext, conn: psycopg.Connection, params: dict[str, Any]) 
 recover = runtime.task_job(_recover)
 run_agent = runtime.task_job(_run_agent)
 cleanup = runtime.task_job(_cleanup)
+reshard = runtime.task_job(_reshard)

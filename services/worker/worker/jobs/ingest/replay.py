@@ -20,7 +20,7 @@ from worker.sources.fetch import Fetched
 
 def prices(ctx: JobContext, conn: psycopg.Connection, task_id: str, params: dict[str, Any]) -> Input:
     got = Fetched(*staged(conn, task_id))
-    prepare_replay_symbols(conn, got.names, params)
+    prepare_replay_symbols(conn, got.names, params, shard_size=ctx.settings.shard_size)
     return Input(got, replace=bool(params.get("replace")))
 
 
@@ -43,7 +43,8 @@ def staged(conn: psycopg.Connection, task_id: str) -> tuple[list[str], np.ndarra
     return names, np.repeat(got.keys.astype(np.int64), got.counts), got.arrays["ts"], got.arrays["price"]
 
 
-def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: dict[str, Any]) -> None:
+def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: dict[str, Any], *,
+                           shard_size: int) -> None:
     """Create new symbols; refuse other periods for symbols that hold data unless replace."""
     wanted = (params.get("fast"), params.get("mid"), params.get("slow"))
     given = wanted[0] is not None
@@ -66,4 +67,4 @@ def prepare_replay_symbols(conn: psycopg.Connection, names: list[str], params: d
     new = [n for n in names if n not in existing]
     if new:
         periods: dict[str, Any] = dict(zip(("fast", "mid", "slow"), wanted, strict=True)) if given else {}
-        universe.add_symbols(conn, [SymbolSpec(symbol=n, source="csv", **periods) for n in new])
+        universe.add_symbols(conn, [SymbolSpec(symbol=n, source="csv", **periods) for n in new], shard_size=shard_size)

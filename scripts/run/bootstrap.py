@@ -72,13 +72,14 @@ def create_database(url: str) -> bool:
         return True
 
 
-def demo_shard_size(count: int) -> int:
+def demo_shard_size(count: int, shard_size: int = defaults.SHARD_SIZE) -> int:
     """Two shards for a small demo (so two workers share it); past 2 x SHARD_SIZE symbols, the
-    shards ``POST /symbols`` makes: a 10,000-symbol demo is not 400 shards of 25 that never catch up."""
-    return min(defaults.SHARD_SIZE, max(defaults.DEMO_SHARD_SIZE, -(-count // 2)))
+    shards ``POST /symbols`` makes: a 50,000-symbol demo is not 2,000 shards of 25 that never catch up."""
+    return min(shard_size, max(defaults.DEMO_SHARD_SIZE, -(-count // 2)))
 
 
-def seed_demo(redis_url: str, database_url: str, prefix: str, count: int) -> dict[str, int]:
+def seed_demo(redis_url: str, database_url: str, prefix: str, count: int, *,
+              shard_size: int = defaults.SHARD_SIZE) -> dict[str, int]:
     """Add ``count`` synthetic symbols when the universe is empty, then ask the price agent for
     every shard at once (its first run fetches MAX_CATCHUP_BARS of history, so EMAs and bangs
     show up immediately instead of after an hour of live bars)."""
@@ -89,7 +90,7 @@ def seed_demo(redis_url: str, database_url: str, prefix: str, count: int) -> dic
             row = conn.execute("SELECT count(*) FROM symbols").fetchone()
             if count and row is not None and row[0] == 0:
                 specs = [SymbolSpec(symbol=f"{DEMO_PREFIX}{i:03d}", source="synthetic") for i in range(count)]
-                added = len(add_symbols(conn, specs, shard_size=demo_shard_size(count)))
+                added = len(add_symbols(conn, specs, shard_size=demo_shard_size(count, shard_size)))
                 conn.commit()
             tasks.submit(redis, conn, Keys(prefix), type="run_agent", params={"agent": "price"}, priority="high")
     finally:

@@ -90,7 +90,8 @@ def _start(config: RunConfig, sup: Supervisor, proc: subprocess.Popen[bytes], be
     if sup.info("migrate")["exitstatus"] != 0:
         raise RuntimeError(f"migrations failed: see {config.run_dir / 'logs' / 'migrate.log'}")
     seeded = bootstrap.seed_demo(config.redis_url, config.database_url, config.env.get("KEY_PREFIX", "agentsys"),
-                                 config.demo_symbols)
+                                 config.demo_symbols,
+                                 shard_size=int(config.env.get("SHARD_SIZE", defaults.SHARD_SIZE)))
     if seeded["added"]:
         say(f"seeded a demo universe of {seeded['added']} synthetic symbols")
     # Workers first, the rest once they have registered: on a small machine the programs'

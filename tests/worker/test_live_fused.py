@@ -117,3 +117,10 @@ def test_a_busy_downstream_lock_or_a_lagging_symbol_goes_the_separate_way(stack,
         done = conn.execute("SELECT count(*) FROM progress p JOIN progress b ON b.agent = 'bang'"
                             " AND b.symbol = p.symbol WHERE p.agent = 'price' AND b.last_ts = p.last_ts").fetchone()[0]
         assert done == len(NAMES)
+
+
+def test_the_fused_agents_are_the_registrys_downstream_agents_in_order():
+    from agentsys import agents
+    from worker.agents import live
+
+    assert live.FUSED == agents.NAMES[1:]

@@ -22,11 +22,11 @@ import numpy.typing as npt
 import psycopg
 
 from agentsys import flags, locks
-from worker.agents import bang, indicator
 from worker.agents import shard as shards
+from worker.agents import steps
 from worker.context import JobContext
 
-FUSED = (indicator.AGENT, bang.AGENT)
+FUSED = ("indicator", "bang")
 """The agents a live tick runs inside the price job, in lock order."""
 
 
@@ -51,8 +51,8 @@ def caught_up(loaded: shards.Loaded, price_agent: str) -> npt.NDArray[np.bool_]:
 class Fused:
     """The fused symbols' indicator and bang results, and the shard's bang watermark."""
 
-    indicator: indicator.Advanced
-    bang: bang.Advanced
+    indicator: steps.Emas
+    bang: steps.States
     covered_us: int | None
 
 
@@ -66,14 +66,14 @@ def advance(conn: psycopg.Connection, loaded: shards.Loaded, fuse: npt.NDArray[n
     sub_index = position[index[rows]]
     sub_ts, sub_price = ts[rows], price[rows]
     states = {agent: _subset(loaded.states[agent], picked) for agent in FUSED}
-    ind = indicator.advance(conn, states[indicator.AGENT], sub_index, sub_ts, sub_price)
-    bng = bang.advance(conn, states[bang.AGENT], sub_index, sub_ts, sub_price, ind.emas, ind.codes)
+    ind = steps.advance_emas(conn, states["indicator"], sub_index, sub_ts, sub_price)
+    bng = steps.advance_states(conn, states["bang"], sub_index, sub_ts, sub_price, ind.emas, ind.codes)
     moved = np.zeros(len(fuse), dtype=bool)
     new_last = np.full(len(fuse), -1, dtype=np.int64)
     last = np.cumsum(np.bincount(sub_index, minlength=len(picked))) - 1
     moved[picked] = True
     new_last[picked] = sub_ts[last]
-    return Fused(ind, bng, bang.covered(loaded.states[bang.AGENT].progress, moved, new_last[moved]))
+    return Fused(ind, bng, steps.covered(loaded.states["bang"].progress, moved, new_last[moved]))
 
 
 def _subset(state: shards.ShardState, picked: npt.NDArray[np.int64]) -> shards.ShardState:

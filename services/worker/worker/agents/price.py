@@ -24,13 +24,13 @@ import psycopg
 
 from agentsys import defaults, timefmt, triggers
 from agentsys.logging import get_logger
-from worker.agents import bang, indicator, live
+from worker.agents import live, steps
 from worker.agents import shard as shards
 from worker.agents.base import lock_shard, shard_job
 from worker.agents.publishing import invalidate, publish_prices
 from worker.agents.store import append_new
 from worker.context import JobContext
-from worker.sources.fetch import LIVE_SOURCES, due_bars, fetch, latest_bar
+from worker.sources.fetch import LIVE_SOURCES, due_many, fetch, latest_bar
 
 AGENT = "price"
 log = get_logger("worker.price")
@@ -44,28 +44,29 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     state = loaded.states[AGENT]
     interval = ctx.settings.price_interval_s
     now_us = latest_bar(time.time(), interval)
-    want, want_ts = [], []
-    for i, (source, progress) in enumerate(zip(loaded.sources, state.progress, strict=True)):
-        if source not in LIVE_SOURCES:
-            continue
-        last = progress[0]
-        bars = due_bars(None if last is None else timefmt.us_of(last), now_us, interval, defaults.MAX_CATCHUP_BARS)
-        if len(bars):
-            want.append(i)
-            want_ts.append(bars)
-    if not want:
+    live_source = np.array([src in LIVE_SOURCES for src in loaded.sources], dtype=bool)
+    marks = [p[0] for p in state.progress]
+    last_us = np.array([-1 if m is None else timefmt.us_of(m) for m in marks], dtype=np.int64)
+    first, count = due_many(last_us, np.array([m is not None for m in marks], dtype=bool), now_us, interval,
+                            defaults.MAX_CATCHUP_BARS)
+    want = np.flatnonzero(live_source & (count > 0))
+    if not len(want):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
     limit = shards.per_symbol_limit(ctx, len(want))
-    more = any(len(bars) > limit for bars in want_ts)  # the oldest bars now, the rest in a run of its own
-    if more:
-        want_ts = [bars[:limit] for bars in want_ts]
-    got = fetch(ctx, [(state.symbols[i], loaded.sources[i]) for i in want], want_ts, interval_s=interval)
+    more = bool((count[want] > limit).any())  # the oldest bars now, the rest in a run of its own
+    count = np.minimum(count, limit)
+    step = interval * 1_000_000
+    bars: dict[tuple[int, int], np.ndarray] = {}  # symbols due the same bars share one array (the usual case)
+    for due in set(zip(first[want].tolist(), count[want].tolist(), strict=True)):
+        bars[due] = np.arange(due[0], due[0] + due[1] * step, step, dtype=np.int64)
+    want_ts = [bars[due] for due in zip(first[want].tolist(), count[want].tolist(), strict=True)]
+    got = fetch(ctx, [(state.symbols[i], loaded.sources[i]) for i in want.tolist()], want_ts, interval_s=interval)
     skipped = {"skipped": len(got.skipped)} if got.skipped else {}  # each one logged by fetch
     if not len(got.index):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0, **skipped}
-    index = np.array(want, dtype=np.int64)[got.index]  # rows by shard index, then ts
+    index = want[got.index]  # rows by shard index, then ts
     order = np.lexsort((got.ts, index))
     index, ts, price = index[order], got.ts[order], got.price[order]
     inserted = append_new(conn, state.symbols, index, ts, price)
@@ -79,14 +80,14 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     if alone.any():
         triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
     if fused is not None:  # bangs first: the gateway relays them before it reads the (larger) updates
-        bang.announce(ctx, shard, fused.bang, committed_at=committed_at)
+        steps.announce_bangs(ctx, shard, fused.bang, committed_at=committed_at)
     invalidate(ctx, [s for s, g in zip(state.symbols, got_rows.tolist(), strict=True) if g])
     if alone.any():
         rows = alone[index]
         publish_prices(ctx, shard, state.symbols, index[rows], ts[rows], price[rows], committed_at=committed_at)
     if fused is None:
         return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest}
-    indicator.publish_update(ctx, shard, fused.indicator, committed_at=committed_at)
+    steps.publish_update(ctx, shard, fused.indicator, committed_at=committed_at)
     return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest,
             "fused": len(fused.bang.symbols), "fused_ticks": int(len(fused.indicator.index)), "bangs": len(fused.bang.events),
             "tasks_updated": len(fused.bang.tasks),

@@ -26,11 +26,20 @@ def latest_bar(now_s: float, interval_s: int) -> int:
 
 
 def due_bars(last_us: int | None, now_us: int, interval_s: int, cap: int) -> np.ndarray:
+    """The bars after ``last_us`` up to ``now_us`` (at most ``cap``, the newest)."""
+    first, count = due_many(np.array([-1 if last_us is None else last_us], dtype=np.int64),
+                            np.array([last_us is not None]), now_us, interval_s, cap)
+    return np.arange(int(first[0]), int(first[0]) + int(count[0]) * interval_s * 1_000_000, interval_s * 1_000_000,
+                     dtype=np.int64)
+
+
+def due_many(last_us: np.ndarray, has_last: np.ndarray, now_us: int, interval_s: int, cap: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`due_bars` for many symbols at once: each one's first due bar and how many are due."""
     step = interval_s * 1_000_000
-    first = now_us - (cap - 1) * step if last_us is None else max(last_us + step, now_us - (cap - 1) * step)
-    if first > now_us:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(first, now_us + 1, step, dtype=np.int64)
+    floor = now_us - (cap - 1) * step
+    first = np.where(has_last, np.maximum(last_us + step, floor), floor)
+    return first, np.maximum((now_us - first) // step + 1, 0)
 
 
 @dataclass(frozen=True, slots=True)

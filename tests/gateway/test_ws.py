@@ -162,3 +162,25 @@ def test_other_sites_pages_are_refused(stack, gateway):
         assert refused.response.status_code == 403
     else:
         raise AssertionError("a foreign origin was let in")
+
+
+def test_an_update_published_as_columns_reaches_clients_as_entries_of_their_symbols(stack, gateway):
+    """Workers publish a shard's tick as columns; clients get ``symbols: {symbol: {...}}`` as before."""
+    ch = stack.keys.channels()
+    with Client(gateway) as some, Client(gateway) as every:
+        some.subscribe(kinds=["update", "task"], symbols=["BBB", "ZZZ"])
+        every.subscribe(kinds=["update", "task"], symbols=None)
+        stack.redis.publish(ch["update"], json.dumps({
+            "kind": "update", "agent": "indicator", "shard": 3, "committed_at": 2.0,
+            "columns": {"symbol": ["AAA", "BBB"], "ts": ["2026-01-05T09:00:00+00:00"] * 2, "price": [1.0, 2.0],
+                        "ema_fast": [None, 2.5], "state": [None, "BULL"]}}))
+        stack.redis.publish(ch["update"], json.dumps({"kind": "update", "columns": {"symbol": ["A"], "ts": []}}))
+        stack.redis.publish(ch["task"], json.dumps({"id": "marker-c", "type": "note", "state": "queued",
+                                                    "progress": 0, "worker": None, "error": None, "at": "x"}))
+        got_some, got_every = batch(some, "c"), batch(every, "c")
+    entry = {"ts": "2026-01-05T09:00:00+00:00", "price": 2.0, "ema_fast": 2.5, "state": "BULL"}
+    assert [m["symbols"] for m in got_some if m["kind"] == "update"] == [{"BBB": entry}]
+    assert got_some[0]["shard"] == 3 and "columns" not in got_some[0]
+    assert [m["symbols"] for m in got_every if m["kind"] == "update"] == [{
+        "AAA": {"ts": "2026-01-05T09:00:00+00:00", "price": 1.0, "ema_fast": None, "state": None}, "BBB": entry}]
+    assert metric(gateway, "gateway_pubsub_messages_malformed_total", 'kind="update"') == 1  # columns of unequal length

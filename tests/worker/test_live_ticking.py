@@ -1,6 +1,6 @@
 """A small universe ticking live under the real ``agent-scheduler``, judged by its outcomes.
 
-2,000 synthetic symbols (two shards of the default size), two ``agent-worker`` processes with
+2,000 synthetic symbols (one shard of the default size), two ``agent-worker`` processes with
 the default queues, and ``agent-scheduler`` at PRICE_INTERVAL_S=1 (its ``universe-tick`` runs
 the price agent on every shard each second) tick for 20 s while a ``note`` is submitted each
 second. Within 15 s of the last tick, every symbol's bang progress must be at the last bar,

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from agentsys.logging import get_logger
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import Filter
+from gateway.protocol import Columns, Filter, expand_columns
 
 log = get_logger("gateway.broadcast")
 
@@ -112,6 +112,8 @@ class Broadcaster:
             self._metrics.malformed.labels(kind).inc()
             return
         message.setdefault("kind", kind)
+        if kind == "update":
+            message = expand_columns(message)
         hook = self._hooks.get(kind)
         found = hook(message) if hook is not None else message
         if found is not None:
@@ -140,5 +142,5 @@ def _well_formed(kind: str, message: dict[str, Any]) -> bool:
         events = message.get("events")
         return isinstance(events, list) and all(isinstance(e, dict) and isinstance(e.get("id"), int) for e in events)
     if kind == "update":
-        return isinstance(message.get("symbols"), dict)
+        return isinstance(message.get("symbols"), dict) or Columns.well_formed(message.get("columns"))
     return True

@@ -6,7 +6,7 @@ The protocol itself is described in :mod:`gateway.ws`.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -104,8 +104,56 @@ def parse_after(value: Any) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+class Columns(Mapping[str, dict[str, Any]]):
+    """An update sent as columns (``{"symbol": [...], "ts": [...], ...}``, as workers publish
+    a shard's tick) seen as its ``symbols`` mapping: an entry is built only when a client's
+    filter asks for it, and its row index only on the first lookup."""
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        self._columns = columns
+        self._fields = [k for k in columns if k != "symbol"]
+        self._rows: dict[str, int] | None = None
+
+    @staticmethod
+    def well_formed(columns: Any) -> bool:
+        """A dict of equally long lists, with a ``symbol`` list of strings."""
+        if not isinstance(columns, dict) or not isinstance(columns.get("symbol"), list):
+            return False
+        n = len(columns["symbol"])
+        return all(isinstance(v, list) and len(v) == n for v in columns.values()) and all(
+            isinstance(s, str) for s in columns["symbol"])
+
+    def _index(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {s: i for i, s in enumerate(self._columns["symbol"])}
+        return self._rows
+
+    def __getitem__(self, symbol: str) -> dict[str, Any]:
+        row = self._index()[symbol]
+        return {k: self._columns[k][row] for k in self._fields}
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._index()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns["symbol"])
+
+    def __len__(self) -> int:
+        return len(self._columns["symbol"])
+
+
+def expand_columns(message: dict[str, Any]) -> dict[str, Any]:
+    """An update message with ``columns`` as one with ``symbols`` (a lazy :class:`Columns`)."""
+    if "columns" not in message:
+        return message
+    rest = {k: v for k, v in message.items() if k != "columns"}
+    return {**rest, "symbols": Columns(message["columns"])}
+
+
 def select(kind: str, message: dict[str, Any], symbols: frozenset[str] | None) -> dict[str, Any] | None:
     """The part of a relayed message a symbol set lets through (None: nothing)."""
+    if kind == "update" and symbols is None and isinstance(message.get("symbols"), Columns):
+        return {**message, "symbols": dict(message["symbols"].items())}  # every symbol: all entries
     if symbols is None or kind not in SYMBOL_KINDS:
         return message
     if kind == "bang":

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from agentsys import defaults, timefmt, triggers
+from agentsys import defaults, triggers
 from agentsys.logging import get_logger
 from worker.agents import live, steps
 from worker.agents import shard as shards
@@ -46,8 +46,9 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     now_us = latest_bar(time.time(), interval)
     live_source = np.array([src in LIVE_SOURCES for src in loaded.sources], dtype=bool)
     marks = [p[0] for p in state.progress]
-    last_us = np.array([-1 if m is None else timefmt.us_of(m) for m in marks], dtype=np.int64)
-    first, count = due_many(last_us, np.array([m is not None for m in marks], dtype=bool), now_us, interval,
+    last_us = np.array([-1 if m is None else m for m in marks], dtype=np.int64)
+    known = np.array([m is not None for m in marks], dtype=bool)
+    first, count = due_many(last_us, known, now_us, interval,
                             defaults.MAX_CATCHUP_BARS)
     want = np.flatnonzero(live_source & (count > 0))
     if not len(want):
@@ -69,7 +70,7 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     index = want[got.index]  # rows by shard index, then ts
     order = np.lexsort((got.ts, index))
     index, ts, price = index[order], got.ts[order], got.price[order]
-    inserted = append_new(conn, state.symbols, index, ts, price)
+    inserted = append_new(conn, state.symbols, index, ts, price, known=known)
     got_rows = np.bincount(index, minlength=len(state.symbols)) > 0
     fuse = live.caught_up(loaded, AGENT) & got_rows if fusing else np.zeros(len(state.symbols), dtype=bool)
     fused = live.advance(conn, loaded, fuse, index, ts, price) if fuse.any() else None

@@ -13,10 +13,6 @@ from worker.context import JobContext
 log = get_logger("worker.publish")
 
 
-def iso(ts_us: Any) -> str:
-    return str(np.datetime64(int(ts_us), "us")) + "+00:00"
-
-
 def publish_prices(ctx: JobContext, shard: int, names: list[str], index: np.ndarray, ts: np.ndarray,
                    price: np.ndarray, *, committed_at: float) -> None:
     """The newest price of each symbol of a commit (``committed_at``: epoch seconds, taken right after it)."""
@@ -25,11 +21,30 @@ def publish_prices(ctx: JobContext, shard: int, names: list[str], index: np.ndar
     newest = np.full(len(names), -1, dtype=np.int64)
     order = np.lexsort((ts, index))  # by symbol, then ts: the last row of each symbol wins
     newest[index[order]] = order
-    publish(ctx, ctx.keys.channel_updates, {
-        "kind": "update", "agent": "price", "shard": shard, "committed_at": committed_at,
-        "symbols": {names[i]: {"ts": iso(ts[r]), "price": float(price[r])}
-                    for i, r in enumerate(newest.tolist()) if r >= 0},
-    })
+    rows = newest[newest >= 0]
+    publish_columns(ctx, "price", shard, committed_at, [names[i] for i in np.flatnonzero(newest >= 0).tolist()],
+                    ts[rows], {"price": price[rows]})
+
+
+def publish_columns(ctx: JobContext, agent: str, shard: int, committed_at: float, symbols: list[str],
+                    ts_us: np.ndarray, values: dict[str, np.ndarray]) -> None:
+    """An ``update`` as columns, one entry per symbol: ``{"columns": {"symbol": [...], "ts": [...], ...}}``.
+
+    A live tick updates every symbol of a shard each second, and a dict per symbol made the
+    JSON the worker's largest cost (the live profile); lists are encoded (and parsed) in C.
+    The gateway turns them into the clients' ``{"symbols": {symbol: {...}}}`` only for the
+    symbols a client asked for (``gateway.protocol.Columns``). NaN is sent as null.
+    """
+    columns: dict[str, list[Any]] = {
+        "symbol": symbols, "ts": [t + "+00:00" for t in np.datetime_as_string(ts_us.astype("datetime64[us]"),
+                                                                              unit="us").tolist()]}
+    for name, column in values.items():
+        if column.dtype.kind == "f" and np.isnan(column).any():
+            columns[name] = [None if v != v else v for v in column.tolist()]
+        else:
+            columns[name] = column.tolist()
+    publish(ctx, ctx.keys.channel_updates, {"kind": "update", "agent": agent, "shard": shard,
+                                            "committed_at": committed_at, "columns": columns})
 
 
 def invalidate(ctx: JobContext, symbols: list[str]) -> None:

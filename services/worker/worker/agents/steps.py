@@ -14,12 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import timefmt
 from worker import lifecycle
-from worker.agents import bulk, ema
+from worker.agents import bulk, ema, progress
 from worker.agents import shard as shards
 from worker.agents.base import publish
-from worker.agents.publishing import invalidate, iso
+from worker.agents.publishing import invalidate, publish_columns
 from worker.context import JobContext
 
 STATE_NAMES = np.array(["FLAT", "BULL", "BEAR", None], dtype=object)
@@ -64,43 +63,22 @@ def advance_emas(conn: psycopg.Connection, state: shards.ShardState, index: npt.
     moved = counts > 0
     last_rows = last[moved]
     symbols = [s for s, m in zip(state.symbols, moved, strict=True) if m]
-    conn.execute(
-        """
-        INSERT INTO progress (agent, symbol, last_ts, n, seed_sum, ema_fast, ema_mid, ema_slow, state)
-        SELECT 'indicator', * FROM unnest(%s::text[], %s::timestamptz[], %s::int8[], %s::float8[],
-                                          %s::float8[], %s::float8[], %s::float8[], %s::text[])
-        ON CONFLICT (agent, symbol) DO UPDATE SET
-            last_ts = EXCLUDED.last_ts, n = EXCLUDED.n, seed_sum = EXCLUDED.seed_sum,
-            ema_fast = EXCLUDED.ema_fast, ema_mid = EXCLUDED.ema_mid, ema_slow = EXCLUDED.ema_slow,
-            state = EXCLUDED.state
-        """,
-        (
-            bulk.Texts(bulk.Text(np.flatnonzero(moved), state.symbols)),
-            bulk.Timestamps(ts[last_rows]),
-            bulk.Int8s(carry.n[moved]),
-            bulk.Float8s(carry.seed_sum[moved]),
-            *(bulk.Float8s(carry.ema[moved, k]) for k in range(3)),
-            bulk.Texts(bulk.Text(codes[last_rows], ema.STATE_LIST)),
-        ),
-    )
+    progress.write(conn, "indicator", state.symbols, np.flatnonzero(moved), _known(state, moved), [
+        ("last_ts", "timestamptz", ts[last_rows]), ("n", "int8", carry.n[moved]),
+        ("seed_sum", "float8", carry.seed_sum[moved]),
+        *((name, "float8", carry.ema[moved, k]) for k, name in enumerate(("ema_fast", "ema_mid", "ema_slow"))),
+        ("state", "text", bulk.Text(codes[last_rows], ema.STATE_LIST)),
+    ])
     return Emas(index, ts, price, emas, codes, symbols, last_rows)
 
 
 def publish_update(ctx: JobContext, shard: int, out: Emas, *, committed_at: float) -> None:
-    """Each moved symbol's newest price, EMAs and state, after the commit."""
-    names = STATE_NAMES[out.codes[out.last_rows]].tolist()
-    publish(ctx, ctx.keys.channel_updates, {
-        "kind": "update", "agent": "indicator", "shard": shard, "committed_at": committed_at,
-        "symbols": {
-            sym: {"ts": iso(out.ts[r]), "price": float(out.price[r]), **_emas(out.emas[r]), "state": name}
-            for sym, r, name in zip(out.symbols, out.last_rows.tolist(), names, strict=True)
-        },
-    })
-
-
-def _emas(row: np.ndarray) -> dict[str, float | None]:
-    return {k: (None if v != v else float(v)) for k, v in zip(("ema_fast", "ema_mid", "ema_slow"), row.tolist(),
-                                                                strict=True)}
+    """Each moved symbol's newest price, EMAs and state, after the commit (columns: see
+    ``worker.agents.publishing.publish_columns``)."""
+    rows = out.last_rows
+    publish_columns(ctx, "indicator", shard, committed_at, out.symbols, out.ts[rows], {
+        "price": out.price[rows], "ema_fast": out.emas[rows, 0], "ema_mid": out.emas[rows, 1],
+        "ema_slow": out.emas[rows, 2], "state": STATE_NAMES[out.codes[rows]]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +121,8 @@ def advance_states(conn: psycopg.Connection, state: shards.ShardState, index: np
     moved = counts > 0
     symbols = [s for s, m in zip(state.symbols, moved.tolist(), strict=True) if m]
     new_last = ts[last[moved]]
-    conn.execute(
-        """
-        INSERT INTO progress (agent, symbol, last_ts, state)
-        SELECT 'bang', * FROM unnest(%s::text[], %s::timestamptz[], %s::text[])
-        ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = EXCLUDED.last_ts, state = EXCLUDED.state
-        """,
-        (bulk.Texts(bulk.Text(np.flatnonzero(moved), state.symbols)), bulk.Timestamps(new_last),
-         bulk.Texts(bulk.Text(code[last[moved]], ema.STATE_LIST))),
-    )
+    progress.write(conn, "bang", state.symbols, np.flatnonzero(moved), _known(state, moved), [
+        ("last_ts", "timestamptz", new_last), ("state", "text", bulk.Text(code[last[moved]], ema.STATE_LIST))])
     changed = lifecycle.complete_tasks(conn, symbols)
     return States(events, symbols, changed, covered(state.progress, moved, new_last))
 
@@ -167,12 +138,17 @@ def announce_bangs(ctx: JobContext, shard: int, out: States, *, committed_at: fl
     lifecycle.announce(ctx, out.tasks)
 
 
+def _known(state: shards.ShardState, moved: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Per moved symbol: it has a progress row already (the load's LEFT JOIN found one)."""
+    return np.array([p[0] is not None for p in state.progress], dtype=bool)[moved]
+
+
 def covered(progress: list[tuple[Any, ...]], moved: np.ndarray, new_last: np.ndarray) -> int | None:
     """The shard's bang watermark after this commit: the oldest symbol's last ts (None while one has none).
 
     Logged with ``committed_at`` so the live bench can time each bar from its end to the
     commit that covers it for the whole shard (``ended_at`` is the transaction's start).
     """
-    last = np.array([-1 if p[0] is None else timefmt.us_of(p[0]) for p in progress], dtype=np.int64)
+    last = np.array([-1 if p[0] is None else p[0] for p in progress], dtype=np.int64)
     last[moved] = new_last
     return int(last.min()) if len(last) and last.min() >= 0 else None

@@ -21,7 +21,7 @@ from agentsys import agents, defaults, timefmt
 from agentsys.errors import InputError
 from agentsys.locks import lock_shards_of
 from worker import lifecycle
-from worker.agents import bulk
+from worker.agents import bulk, progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +56,11 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
     np.maximum.at(last_us, index, ts_us)
     used = np.flatnonzero(present)
     if bool((first_us[present] > mark_us[present]).all()):
-        inserted = append_new(conn, names, index, ts_us, price, last_us=last_us)
+        inserted = append_new(conn, names, index, ts_us, price, last_us=last_us,
+                              known=mark_us > np.iinfo(np.int64).min)
     else:
         inserted = _store_overlapping(conn, bulk.Text(index, names), ts_us, price, replace=replace)
-        _advance_marks(conn, [names[i] for i in used.tolist()], last_us[used])
+        _advance_marks(conn, names, used, last_us[used], known=mark_us[used] > np.iinfo(np.int64).min)
     counts = np.bincount(index, minlength=len(names))
     return Stored(
         symbols=[names[i] for i in used.tolist()], first_ts=bulk.us_to_datetimes(first_us[used]),
@@ -69,28 +70,28 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
 
 def append_new(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArray[np.int64],
                ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *,
-               last_us: npt.NDArray[np.int64] | None = None) -> int:
+               last_us: npt.NDArray[np.int64] | None = None, known: npt.NDArray[np.bool_] | None = None) -> int:
     """Append prices newer than each symbol's newest (the caller holds the price locks and checked):
-    one binary COPY, and the price progress. ``last_us``: each name's newest row, when known."""
+    one binary COPY, and the price progress. ``last_us``: each name's newest row, when known;
+    ``known``: per name, whether it has a price progress row (None: look it up)."""
     if last_us is None:
         last_us = np.full(len(names), np.iinfo(np.int64).min)
         np.maximum.at(last_us, index, ts_us)
     inserted = bulk.copy_in(conn, "prices", [("symbol", "text", bulk.Text(index, names)),
                                              ("ts", "timestamptz", ts_us), ("price", "float8!", price)])
     used = np.flatnonzero(np.bincount(index, minlength=len(names)) > 0)
-    _advance_marks(conn, bulk.Texts(bulk.Text(used, names)), last_us[used])
+    _advance_marks(conn, names, used, last_us[used], None if known is None else known[used])
     return inserted
 
 
-def _advance_marks(conn: psycopg.Connection, symbols: list[str] | bulk.Texts, last_us: npt.NDArray[np.int64]) -> None:
-    conn.execute(
-        """
-        INSERT INTO progress (agent, symbol, last_ts)
-        SELECT 'price', * FROM unnest(%s::text[], %s::timestamptz[])
-        ON CONFLICT (agent, symbol) DO UPDATE SET last_ts = GREATEST(progress.last_ts, EXCLUDED.last_ts)
-        """,
-        (symbols, bulk.Timestamps(last_us)),
-    )
+def _advance_marks(conn: psycopg.Connection, names: Sequence[str], used: npt.NDArray[np.int64],
+                   last_us: npt.NDArray[np.int64], known: npt.NDArray[np.bool_] | None = None) -> None:
+    """The price progress of ``names[used]`` to ``last_us`` (never back); ``known``: has a row (None: ask)."""
+    if known is None:
+        have = {r[0] for r in conn.execute("SELECT symbol FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
+                                           ([names[i] for i in used.tolist()],))}
+        known = np.array([names[i] in have for i in used.tolist()], dtype=bool)
+    progress.write(conn, "price", names, used, known, [("last_ts", "timestamptz", last_us)], keep_newer="last_ts")
 
 
 def _us(when: Any) -> int:

@@ -43,8 +43,15 @@ def publish_columns(ctx: JobContext, agent: str, shard: int, committed_at: float
             columns[name] = [None if v != v else v for v in column.tolist()]
         else:
             columns[name] = column.tolist()
-    publish(ctx, ctx.keys.channel_updates, {"kind": "update", "agent": agent, "shard": shard,
-                                            "committed_at": committed_at, "columns": columns})
+    for at in range(0, len(symbols), UPDATE_CHUNK):
+        publish(ctx, ctx.keys.channel_updates, {
+            "kind": "update", "agent": agent, "shard": shard, "committed_at": committed_at,
+            "columns": {k: v[at:at + UPDATE_CHUNK] for k, v in columns.items()}})
+
+
+UPDATE_CHUNK = 1000
+"""Symbols per update message: the gateway handles one message at a time, so a bang that
+arrives meanwhile waits for at most one chunk (not a whole shard's update) to be relayed."""
 
 
 def invalidate(ctx: JobContext, symbols: list[str]) -> None:

@@ -14,12 +14,13 @@ EMA_MID = 21
 EMA_SLOW = 55
 """Default slow EMA period, in prices."""
 
-SHARD_SIZE = 5000
+SHARD_SIZE = 2500
 """Symbols per shard when a symbol is added without an explicit shard (the ``SHARD_SIZE`` setting).
 
-A live tick costs each shard one job a second (a fork, a connection, a few statements):
-at 1,000 that fixed cost was a fifth of the live path's CPU; at 5,000 it is a few percent,
-and a shard's tick still commits in well under a second (docs/pipeline.md)."""
+A live tick costs each shard one job a second (a fork, a connection, a few statements), and
+a note or a tick task waits for a worker to finish its shard job: at 1,000 the fixed cost
+was a fifth of the live path's CPU; at 5,000 a 10,000-symbol universe's notes waited over
+a second behind 400 ms jobs; 2,500 passes both at 10,000 (docs/pipeline.md)."""
 MAX_SHARD_SIZE = 100_000
 """Largest shard size the setting and a ``reshard`` task accept, in symbols."""
 

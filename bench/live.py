@@ -11,10 +11,11 @@ MAX_CATCHUP_BARS of history, and the size's warm-up lasts until every symbol's b
 is within WARM_LAG_S of the clock. Then, over LIVE_WINDOW_S seconds, a ``note`` goes through
 ``POST /tasks`` every second, and a size *sustains* when all of these hold:
 
-- **lag**: the lag of a symbol at bar T is the wall time of the bang job's COMMIT that covers
-  T, minus T's end. The synthetic source gives bar T at wall time T (``price.latest_bar``),
-  so T's end is T. Each bang job logs ``committed_at`` (taken right after COMMIT returned)
-  and ``covered_us``, its shard's minimum bang progress; a shard covers T at its first commit
+- **lag**: the lag of a symbol at bar T is the wall time of the COMMIT that covers T for the
+  bang agent (a bang job's, or a fused live tick's in the price job), minus T's end. The
+  synthetic source gives bar T at wall time T (``price.latest_bar``), so T's end is T. Each such
+  job logs ``committed_at`` (taken right after COMMIT returned) and ``covered_us``, its shard's
+  minimum bang progress; a shard covers T at its first commit
   with ``covered_us >= T`` (every symbol of the shard counts with that commit: conservative).
   p99 over (symbol, bar) is at most 2 s; the p99 per bar rises by at most 10 ms per second
   (least-squares slope over the window's bars); the agent queues end no deeper than they
@@ -27,8 +28,8 @@ is within WARM_LAG_S of the clock. Then, over LIVE_WINDOW_S seconds, a ``note`` 
 Sizes: 10k, 20k, 40k, ... (doubling up to LIVE_MAX_SYMBOLS), then bisection between the last
 size that passed and the first that failed, to LIVE_RESOLUTION symbols; the largest passing
 size then runs again for LIVE_HOLD_S (600) seconds and must hold there too (if not, the next
-size down is held). CPU per committed live symbol-tick (the ``ticks`` of the bang commits in
-the window) is read from /proc for the processes the bench started.
+size down is held). CPU per committed live symbol-tick (the ``ticks`` of the bang commits and
+the ``fused_ticks`` of the fused price commits in the window) is read from /proc for the processes the bench started.
 
 ``LIVE_PROFILE=1`` profiles instead of searching: at LIVE_PROFILE_SIZES (10k, 30k) it runs one
 window with ``pg_stat_statements`` reset at its start and py-spy sampling both workers and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,19 @@ def _clear_settings_caches() -> None:
             getattr(importlib.import_module(module), "get_settings").cache_clear()
         except (ImportError, AttributeError):
             pass
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``settings_env(NAME="value", ...)``: settings for this test, through the environment
+    (the cached settings objects are dropped so that they read it again)."""
+    def apply(**env: str) -> None:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        _clear_settings_caches()
+
+    yield apply
+    _clear_settings_caches()
 
 
 @pytest.fixture

@@ -9,15 +9,12 @@ import talib
 from agentsys import symbols, tasks
 from agentsys.symbols import SymbolSpec
 from tests.support.pipeline import drain, rows, submit_rows
-from worker.settings import get_settings
 
 
 @pytest.fixture
-def small_jobs(monkeypatch):
-    monkeypatch.setenv("MAX_JOB_TICKS", "100")
-    get_settings.cache_clear()
-    yield 100
-    get_settings.cache_clear()
+def small_jobs(settings_env):
+    settings_env(MAX_JOB_TICKS="100")
+    return 100
 
 
 def finished_jobs(stack, queue: str) -> int:

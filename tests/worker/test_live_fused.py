@@ -12,7 +12,6 @@ from agentsys import symbols, tasks
 from agentsys.symbols import SymbolSpec
 from tests.support.pipeline import drain
 from tests.support.wait import until
-from worker.settings import get_settings
 
 NAMES = [f"LF{i}" for i in range(12)]
 COMPUTED = {
@@ -25,11 +24,9 @@ COMPUTED = {
 
 
 @pytest.fixture
-def one_second_bars(monkeypatch):
-    monkeypatch.setenv("PRICE_INTERVAL_S", "1")
-    get_settings.cache_clear()
-    yield 1
-    get_settings.cache_clear()
+def one_second_bars(settings_env):
+    settings_env(PRICE_INTERVAL_S="1")
+    return 1
 
 
 def tick(stack, conn) -> None:

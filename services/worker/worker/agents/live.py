@@ -21,13 +21,14 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from agentsys import flags, locks
+from agentsys import agents, flags, locks
 from worker.agents import shard as shards
 from worker.agents import steps
 from worker.context import JobContext
 
-FUSED = ("indicator", "bang")
-"""The agents a live tick runs inside the price job, in lock order."""
+PRICE = agents.first().name
+FUSED = agents.NAMES[1:]
+"""The agents a live tick runs inside the price job (the registry's after price), in lock order."""
 
 
 def may_fuse(ctx: JobContext, conn: psycopg.Connection, shard: int) -> bool:
@@ -41,10 +42,10 @@ def may_fuse(ctx: JobContext, conn: psycopg.Connection, shard: int) -> bool:
     return all(locks.try_lock_shard(conn, agent, shard) for agent in FUSED)
 
 
-def caught_up(loaded: shards.Loaded, price_agent: str) -> npt.NDArray[np.bool_]:
+def caught_up(loaded: shards.Loaded) -> npt.NDArray[np.bool_]:
     """Per symbol: the indicator and bang progress are where the price progress is."""
-    marks = [loaded.states[a].progress for a in (price_agent, *FUSED)]
-    return np.array([p[0] == i[0] == b[0] for p, i, b in zip(*marks, strict=True)], dtype=bool)
+    marks = [loaded.states[a].progress for a in (PRICE, *FUSED)]
+    return np.array([len({p[0] for p in mark}) == 1 for mark in zip(*marks, strict=True)], dtype=bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +67,11 @@ def advance(conn: psycopg.Connection, loaded: shards.Loaded, fuse: npt.NDArray[n
     sub_index = position[index[rows]]
     sub_ts, sub_price = ts[rows], price[rows]
     states = {agent: _subset(loaded.states[agent], picked) for agent in FUSED}
-    ind = steps.advance_emas(conn, states["indicator"], sub_index, sub_ts, sub_price)
-    bng = steps.advance_states(conn, states["bang"], sub_index, sub_ts, sub_price, ind.emas, ind.codes)
-    moved = np.zeros(len(fuse), dtype=bool)
-    new_last = np.full(len(fuse), -1, dtype=np.int64)
-    last = np.cumsum(np.bincount(sub_index, minlength=len(picked))) - 1
-    moved[picked] = True
-    new_last[picked] = sub_ts[last]
-    return Fused(ind, bng, steps.covered(loaded.states["bang"].progress, moved, new_last[moved]))
+    indicator, bang = FUSED
+    ind = steps.advance_emas(conn, states[indicator], sub_index, sub_ts, sub_price)
+    bng = steps.advance_states(conn, states[bang], sub_index, sub_ts, sub_price, ind.emas, ind.codes)
+    last = np.cumsum(np.bincount(sub_index, minlength=len(picked))) - 1  # each fused symbol has rows
+    return Fused(ind, bng, steps.covered(loaded.states[bang].progress, fuse, sub_ts[last]))
 
 
 def _subset(state: shards.ShardState, picked: npt.NDArray[np.int64]) -> shards.ShardState:

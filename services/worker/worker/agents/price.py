@@ -30,7 +30,7 @@ from worker.agents.base import lock_shard, shard_job
 from worker.agents.publishing import invalidate, publish_prices
 from worker.agents.store import append_new
 from worker.context import JobContext
-from worker.sources.fetch import LIVE_SOURCES, due_many, fetch, latest_bar
+from worker.sources.fetch import LIVE_SOURCES, bar_arrays, due_many, fetch, latest_bar
 
 AGENT = "price"
 log = get_logger("worker.price")
@@ -48,20 +48,14 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     marks = [p[0] for p in state.progress]
     last_us = np.array([-1 if m is None else m for m in marks], dtype=np.int64)
     known = np.array([m is not None for m in marks], dtype=bool)
-    first, count = due_many(last_us, known, now_us, interval,
-                            defaults.MAX_CATCHUP_BARS)
+    first, count = due_many(last_us, known, now_us, interval, defaults.MAX_CATCHUP_BARS)
     want = np.flatnonzero(live_source & (count > 0))
     if not len(want):
         conn.rollback()
         return {"symbols": len(state.symbols), "ticks": 0}
     limit = shards.per_symbol_limit(ctx, len(want))
     more = bool((count[want] > limit).any())  # the oldest bars now, the rest in a run of its own
-    count = np.minimum(count, limit)
-    step = interval * 1_000_000
-    bars: dict[tuple[int, int], np.ndarray] = {}  # symbols due the same bars share one array (the usual case)
-    for due in set(zip(first[want].tolist(), count[want].tolist(), strict=True)):
-        bars[due] = np.arange(due[0], due[0] + due[1] * step, step, dtype=np.int64)
-    want_ts = [bars[due] for due in zip(first[want].tolist(), count[want].tolist(), strict=True)]
+    want_ts = bar_arrays(first[want], np.minimum(count[want], limit), interval)
     got = fetch(ctx, [(state.symbols[i], loaded.sources[i]) for i in want.tolist()], want_ts, interval_s=interval)
     skipped = {"skipped": len(got.skipped)} if got.skipped else {}  # each one logged by fetch
     if not len(got.index):
@@ -72,24 +66,23 @@ def run(ctx: JobContext, conn: psycopg.Connection, shard: int) -> dict[str, Any]
     index, ts, price = index[order], got.ts[order], got.price[order]
     inserted = append_new(conn, state.symbols, index, ts, price, known=known)
     got_rows = np.bincount(index, minlength=len(state.symbols)) > 0
-    fuse = live.caught_up(loaded, AGENT) & got_rows if fusing else np.zeros(len(state.symbols), dtype=bool)
+    fuse = live.caught_up(loaded) & got_rows if fusing else np.zeros(len(state.symbols), dtype=bool)
     fused = live.advance(conn, loaded, fuse, index, ts, price) if fuse.any() else None
     conn.commit()
     committed_at = time.time()
-    rest = shards.continue_if(ctx, AGENT, shard, more)
+    result = {"symbols": len(state.symbols), "ticks": int(inserted), **skipped,
+              **shards.continue_if(ctx, AGENT, shard, more)}
     alone = got_rows & ~fuse
-    if alone.any():
-        triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
     if fused is not None:  # bangs first: the gateway relays them before it reads the (larger) updates
         steps.announce_bangs(ctx, shard, fused.bang, committed_at=committed_at)
     invalidate(ctx, [s for s, g in zip(state.symbols, got_rows.tolist(), strict=True) if g])
     if alone.any():
+        triggers.trigger_downstream(ctx.redis, ctx.keys, AGENT, [shard])
         rows = alone[index]
         publish_prices(ctx, shard, state.symbols, index[rows], ts[rows], price[rows], committed_at=committed_at)
     if fused is None:
-        return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest}
+        return result
     steps.publish_update(ctx, shard, fused.indicator, committed_at=committed_at)
-    return {"symbols": len(state.symbols), "ticks": int(inserted), **skipped, **rest,
-            "fused": len(fused.bang.symbols), "fused_ticks": int(len(fused.indicator.index)), "bangs": len(fused.bang.events),
-            "tasks_updated": len(fused.bang.tasks),
+    return {**result, "fused": len(fused.bang.symbols), "fused_ticks": int(len(fused.indicator.index)),
+            "bangs": len(fused.bang.events), "tasks_updated": len(fused.bang.tasks),
             "committed_at": round(committed_at, 6), "covered_us": fused.covered_us}

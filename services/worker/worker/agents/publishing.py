@@ -21,9 +21,10 @@ def publish_prices(ctx: JobContext, shard: int, names: list[str], index: np.ndar
     newest = np.full(len(names), -1, dtype=np.int64)
     order = np.lexsort((ts, index))  # by symbol, then ts: the last row of each symbol wins
     newest[index[order]] = order
-    rows = newest[newest >= 0]
-    publish_columns(ctx, "price", shard, committed_at, [names[i] for i in np.flatnonzero(newest >= 0).tolist()],
-                    ts[rows], {"price": price[rows]})
+    moved = np.flatnonzero(newest >= 0)
+    rows = newest[moved]
+    publish_columns(ctx, "price", shard, committed_at, [names[i] for i in moved.tolist()], ts[rows],
+                    {"price": price[rows]})
 
 
 def publish_columns(ctx: JobContext, agent: str, shard: int, committed_at: float, symbols: list[str],

@@ -35,7 +35,8 @@ class Loaded:
     sources: list[str]
 
 
-PROGRESS = "(EXTRACT(EPOCH FROM {g}.last_ts) * 1000000)::int8, COALESCE({g}.n, 0), COALESCE({g}.seed_sum, 0), {g}.ema_fast, {g}.ema_mid, {g}.ema_slow, {g}.state"
+PROGRESS = ("(EXTRACT(EPOCH FROM {g}.last_ts) * 1000000)::int8, COALESCE({g}.n, 0), COALESCE({g}.seed_sum, 0),"
+            " {g}.ema_fast, {g}.ema_mid, {g}.ema_slow, {g}.state")
 WIDTH = 7
 """Columns of one agent's progress in ShardState.progress."""
 
@@ -84,7 +85,3 @@ def ragged(index: npt.NDArray[np.integer[Any]], values: npt.NDArray[Any], n: int
     if len(index):
         matrix[index, cols] = values
     return matrix, counts, cols
-
-
-def nan_to_none(values: npt.NDArray[np.float64]) -> list[float | None]:
-    return [None if v != v else v for v in values.tolist()]

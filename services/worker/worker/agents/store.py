@@ -55,12 +55,12 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
     last_us = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(last_us, index, ts_us)
     used = np.flatnonzero(present)
+    known = mark_us > np.iinfo(np.int64).min
     if bool((first_us[present] > mark_us[present]).all()):
-        inserted = append_new(conn, names, index, ts_us, price, last_us=last_us,
-                              known=mark_us > np.iinfo(np.int64).min)
+        inserted = append_new(conn, names, index, ts_us, price, known=known, last_us=last_us)
     else:
         inserted = _store_overlapping(conn, bulk.Text(index, names), ts_us, price, replace=replace)
-        _advance_marks(conn, names, used, last_us[used], known=mark_us[used] > np.iinfo(np.int64).min)
+        _advance_marks(conn, names, used, last_us[used], known[used])
     counts = np.bincount(index, minlength=len(names))
     return Stored(
         symbols=[names[i] for i in used.tolist()], first_ts=bulk.us_to_datetimes(first_us[used]),
@@ -70,27 +70,23 @@ def store_prices(conn: psycopg.Connection, names: Sequence[str], index: npt.NDAr
 
 def append_new(conn: psycopg.Connection, names: Sequence[str], index: npt.NDArray[np.int64],
                ts_us: npt.NDArray[np.int64], price: npt.NDArray[np.float64], *,
-               last_us: npt.NDArray[np.int64] | None = None, known: npt.NDArray[np.bool_] | None = None) -> int:
+               known: npt.NDArray[np.bool_], last_us: npt.NDArray[np.int64] | None = None) -> int:
     """Append prices newer than each symbol's newest (the caller holds the price locks and checked):
-    one binary COPY, and the price progress. ``last_us``: each name's newest row, when known;
-    ``known``: per name, whether it has a price progress row (None: look it up)."""
+    one binary COPY, and the price progress. ``known``: per name, whether it has a price progress
+    row; ``last_us``: each name's newest row, when the caller has it."""
     if last_us is None:
         last_us = np.full(len(names), np.iinfo(np.int64).min)
         np.maximum.at(last_us, index, ts_us)
     inserted = bulk.copy_in(conn, "prices", [("symbol", "text", bulk.Text(index, names)),
                                              ("ts", "timestamptz", ts_us), ("price", "float8!", price)])
     used = np.flatnonzero(np.bincount(index, minlength=len(names)) > 0)
-    _advance_marks(conn, names, used, last_us[used], None if known is None else known[used])
+    _advance_marks(conn, names, used, last_us[used], known[used])
     return inserted
 
 
 def _advance_marks(conn: psycopg.Connection, names: Sequence[str], used: npt.NDArray[np.int64],
-                   last_us: npt.NDArray[np.int64], known: npt.NDArray[np.bool_] | None = None) -> None:
-    """The price progress of ``names[used]`` to ``last_us`` (never back); ``known``: has a row (None: ask)."""
-    if known is None:
-        have = {r[0] for r in conn.execute("SELECT symbol FROM progress WHERE agent = 'price' AND symbol = ANY(%s)",
-                                           ([names[i] for i in used.tolist()],))}
-        known = np.array([names[i] in have for i in used.tolist()], dtype=bool)
+                   last_us: npt.NDArray[np.int64], known: npt.NDArray[np.bool_]) -> None:
+    """The price progress of ``names[used]`` to ``last_us`` (never back); ``known``: each has a row."""
     progress.write(conn, "price", names, used, known, [("last_ts", "timestamptz", last_us)], keep_newer="last_ts")
 
 

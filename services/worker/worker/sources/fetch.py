@@ -29,8 +29,7 @@ def due_bars(last_us: int | None, now_us: int, interval_s: int, cap: int) -> np.
     """The bars after ``last_us`` up to ``now_us`` (at most ``cap``, the newest)."""
     first, count = due_many(np.array([-1 if last_us is None else last_us], dtype=np.int64),
                             np.array([last_us is not None]), now_us, interval_s, cap)
-    return np.arange(int(first[0]), int(first[0]) + int(count[0]) * interval_s * 1_000_000, interval_s * 1_000_000,
-                     dtype=np.int64)
+    return bar_arrays(first, count, interval_s)[0]
 
 
 def due_many(last_us: np.ndarray, has_last: np.ndarray, now_us: int, interval_s: int, cap: int
@@ -40,6 +39,15 @@ def due_many(last_us: np.ndarray, has_last: np.ndarray, now_us: int, interval_s:
     floor = now_us - (cap - 1) * step
     first = np.where(has_last, np.maximum(last_us + step, floor), floor)
     return first, np.maximum((now_us - first) // step + 1, 0)
+
+
+def bar_arrays(first: np.ndarray, count: np.ndarray, interval_s: int) -> list[np.ndarray]:
+    """Each symbol's ``count`` bars from ``first``; symbols due the same bars (the usual case)
+    share one array, which ``fetch`` prices in one call."""
+    step = interval_s * 1_000_000
+    due = list(zip(first.tolist(), count.tolist(), strict=True))
+    bars = {d: np.arange(d[0], d[0] + d[1] * step, step, dtype=np.int64) for d in set(due)}
+    return [bars[d] for d in due]
 
 
 @dataclass(frozen=True, slots=True)
